@@ -1,0 +1,1 @@
+//! Go archive/tar-compatible tar reader.

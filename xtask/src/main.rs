@@ -1,0 +1,69 @@
+//! `cargo xtask`: the project's developer and release commands (one binary, subcommands).
+//!
+//! Each subcommand lives in its own module with an `Args` struct and a `run` function.
+
+mod e2e;
+mod index;
+mod package;
+mod publish;
+mod setup;
+mod test;
+mod ztoc;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "soci-lambda developer and release commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build, inspect, verify and extract through zTOCs.
+    Ztoc(ztoc::Args),
+    /// Benchmarks (zTOC build throughput against a bare inflate, end-to-end indexing).
+    Bench(ztoc::BenchArgs),
+    /// Index an image in any OCI registry, the way the Lambda does.
+    Index(index::Args),
+    /// Build reproducible Lambda zips for x86_64 and arm64.
+    Package(package::Args),
+    /// Upload the Lambda zips to S3 and print the Terraform module inputs.
+    Publish(publish::Args),
+    /// Install what the tests need (docker-registry, moto, zig, qemu, rust targets).
+    Setup(setup::Args),
+    /// The whole test suite: cargo tests, terraform checks, end to end.
+    Test(test::Args),
+    /// End-to-end test on a local stack built from the packaged artifacts.
+    E2e(e2e::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ztoc(args) => ztoc::run(args),
+        Command::Bench(args) => ztoc::bench(args),
+        Command::Index(args) => index::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::Test(args) => test::run(args),
+        Command::E2e(args) => e2e::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+pub fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+}

@@ -1,0 +1,8 @@
+//! `cargo xtask setup` (not written yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`cargo xtask setup` is not implemented yet")
+}
