@@ -21,6 +21,9 @@
 //! links) at block boundaries.
 
 pub mod error;
+pub mod gojson;
+pub mod index;
+pub mod oci;
 pub mod tar;
 pub mod ztoc;
 

@@ -2,11 +2,13 @@
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
+mod bench;
 mod e2e;
 mod index;
 mod package;
 mod publish;
 mod setup;
+mod terraform;
 mod test;
 mod ztoc;
 
@@ -24,7 +26,8 @@ enum Command {
     /// Build, inspect, verify and extract through zTOCs.
     Ztoc(ztoc::Args),
     /// Benchmarks (zTOC build throughput against a bare inflate, end-to-end indexing).
-    Bench(ztoc::BenchArgs),
+    #[command(subcommand)]
+    Bench(bench::Bench),
     /// Index an image in any OCI registry, the way the Lambda does.
     Index(index::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
@@ -35,6 +38,8 @@ enum Command {
     Setup(setup::Args),
     /// The whole test suite: cargo tests, terraform checks, end to end.
     Test(test::Args),
+    /// Terraform checks: fmt, validate, `terraform test`, checkov, apply/plan/destroy against moto.
+    Terraform(terraform::Args),
     /// End-to-end test on a local stack built from the packaged artifacts.
     E2e(e2e::Args),
 }
@@ -43,12 +48,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ztoc(args) => ztoc::run(args),
-        Command::Bench(args) => ztoc::bench(args),
+        Command::Bench(bench) => bench::run(bench),
         Command::Index(args) => index::run(args),
         Command::Package(args) => package::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Test(args) => test::run(args),
+        Command::Terraform(args) => terraform::run(args),
         Command::E2e(args) => e2e::run(args),
     };
     match result {
