@@ -1,0 +1,253 @@
+################################################################################
+# Where we are: region, account and partition come from the inputs or from the provider
+################################################################################
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {
+  count = var.region == null ? 1 : 0
+}
+
+data "aws_caller_identity" "current" {
+  count = var.account_id == null ? 1 : 0
+}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = var.region != null ? var.region : data.aws_region.current[0].name
+  account_id = var.account_id != null ? var.account_id : data.aws_caller_identity.current[0].account_id
+
+  filter_name    = "${var.resource_prefix}-ECRImageActionEventFilter"
+  generator_name = "${var.resource_prefix}-SociIndexGenerator"
+
+  # Known at plan time (the filter's environment and the IAM policies need them before the
+  # functions exist).
+  generator_arn = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.generator_name}"
+
+  filter_log_group_name    = "/aws/lambda/${local.filter_name}"
+  generator_log_group_name = "/aws/lambda/${local.generator_name}"
+  filter_log_group_arn     = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.filter_log_group_name}"
+  generator_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.generator_log_group_name}"
+
+  # `<repository-glob>:<tag-glob>` -> the repository glob. Glob `*`/`?` mean the same as IAM's
+  # resource wildcards (and both cross `/`), so the glob goes into the ARN as it is; a bare `*`
+  # yields `repository/*`, i.e. every repository. When one filter covers everything, the others
+  # add nothing.
+  filters              = [for f in var.soci_repository_image_tag_filters : trimspace(f)]
+  repository_globs     = distinct([for f in local.filters : split(":", f)[0]])
+  repository_arn_globs = contains(local.repository_globs, "*") ? ["*"] : local.repository_globs
+  ecr_repository_arns = [
+    for glob in local.repository_arn_globs :
+    "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${glob}"
+  ]
+
+  # ECR delivers image actions to the default bus of the image's region and account. Pinning both
+  # (the Terraform port pinned the region) keeps events forwarded from other accounts or regions
+  # from reaching a generator that has no permission on their repositories.
+  event_pattern = {
+    source        = ["aws.ecr"]
+    "detail-type" = ["ECR Image Action"]
+    account       = [local.account_id]
+    region        = [local.region]
+    detail = {
+      "action-type" = ["PUSH"]
+      result        = ["SUCCESS"]
+    }
+  }
+
+  common_environment = merge(
+    {
+      soci_index_version = var.soci_index_version
+      index_tag_suffix   = var.index_tag_suffix
+    },
+    var.rust_log == null ? {} : { RUST_LOG = var.rust_log },
+  )
+
+  filter_environment = merge(local.common_environment, {
+    soci_repository_image_tag_filters = join(",", local.filters)
+    soci_index_generator_lambda_arn   = local.generator_arn
+  })
+
+  generator_environment = merge(
+    local.common_environment,
+    {
+      span_size      = tostring(var.span_size)
+      min_layer_size = tostring(var.min_layer_size)
+    },
+    var.ecr_endpoint == null ? {} : { ECR_ENDPOINT = var.ecr_endpoint },
+  )
+
+  vpc_enabled = length(var.subnet_ids) > 0
+}
+
+################################################################################
+# Log groups (created before the functions, so Lambda does not create them without retention)
+################################################################################
+
+resource "aws_cloudwatch_log_group" "filter" {
+  #checkov:skip=CKV_AWS_338:Retention is the caller's choice (log_retention_in_days, 14 days by default like the Terraform port); these are operational logs, not audit logs.
+  #checkov:skip=CKV_AWS_158:KMS encryption is available through kms_key_arn; by default CloudWatch Logs encrypts with an AWS-owned key.
+  name              = local.filter_log_group_name
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "generator" {
+  #checkov:skip=CKV_AWS_338:Retention is the caller's choice (log_retention_in_days, 14 days by default like the Terraform port); these are operational logs, not audit logs.
+  #checkov:skip=CKV_AWS_158:KMS encryption is available through kms_key_arn; by default CloudWatch Logs encrypts with an AWS-owned key.
+  name              = local.generator_log_group_name
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+################################################################################
+# The generator: builds and pushes the SOCI index of one pushed image
+################################################################################
+
+resource "aws_lambda_function" "generator" {
+  #checkov:skip=CKV_AWS_116:Invoked asynchronously by the filter; failed events go to the on-failure destination (soci_index_generator_on_failure_destination_arn, an event invoke config), which supersedes a DLQ.
+  #checkov:skip=CKV_AWS_117:VPC placement is optional (subnet_ids); the function only talks to AWS APIs, and forcing a VPC would force NAT or endpoints on every user.
+  #checkov:skip=CKV_AWS_173:Environment variables hold no secrets (index settings); kms_key_arn encrypts them with a customer key when required.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the caller owns; the zips are reproducible and pinned by source_code_hash instead.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (soci_index_generator_lambda_reserved_concurrent_executions); reserving by default would take capacity from the account's other functions.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust functions (they log one JSON line per request).
+  function_name = local.generator_name
+  description   = "Builds the SOCI index of an image pushed to ECR and pushes it next to the image."
+  role          = aws_iam_role.generator.arn
+
+  s3_bucket        = var.deployment_assets_bucket
+  s3_key           = var.soci_index_generator_lambda_asset_path
+  source_code_hash = var.soci_index_generator_lambda_source_code_hash
+  handler          = var.soci_index_generator_lambda_handler
+  runtime          = var.soci_index_generator_lambda_runtime
+  architectures    = [var.architecture]
+
+  memory_size                    = var.soci_index_generator_lambda_memory_size
+  timeout                        = var.soci_index_generator_lambda_timeout
+  reserved_concurrent_executions = var.soci_index_generator_lambda_reserved_concurrent_executions
+  kms_key_arn                    = var.kms_key_arn
+
+  ephemeral_storage {
+    size = var.soci_index_generator_lambda_ephemeral_storage_size
+  }
+
+  environment {
+    variables = local.generator_environment
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(var.security_group_ids) == 0 || length(var.subnet_ids) > 0
+      error_message = "security_group_ids only applies together with subnet_ids."
+    }
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.generator,
+    aws_iam_role_policy.generator,
+    aws_iam_role_policy_attachment.generator_vpc,
+  ]
+}
+
+# Failed asynchronous invocations (after the retries) go to the caller's queue or topic.
+resource "aws_lambda_function_event_invoke_config" "generator" {
+  count = var.soci_index_generator_on_failure_destination_arn == null ? 0 : 1
+
+  function_name          = aws_lambda_function.generator.function_name
+  maximum_retry_attempts = var.soci_index_generator_maximum_retry_attempts
+
+  destination_config {
+    on_failure {
+      destination = var.soci_index_generator_on_failure_destination_arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.generator]
+}
+
+################################################################################
+# The filter: matches the push against the filters and invokes the generator asynchronously
+################################################################################
+
+resource "aws_lambda_function" "filter" {
+  #checkov:skip=CKV_AWS_116:EventBridge invokes it asynchronously and the generator has the on-failure destination; a filter failure is logged and retried by Lambda.
+  #checkov:skip=CKV_AWS_117:VPC placement is optional (subnet_ids); the function only calls the Lambda API.
+  #checkov:skip=CKV_AWS_173:Environment variables hold no secrets (filters, the generator ARN); kms_key_arn encrypts them with a customer key when required.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the caller owns; the zips are reproducible and pinned by source_code_hash instead.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (ecr_image_filter_lambda_reserved_concurrent_executions); reserving by default would take capacity from the account's other functions.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust functions (they log one JSON line per request).
+  function_name = local.filter_name
+  description   = "Filters ECR image push events and invokes the SOCI index generator for matching images."
+  role          = aws_iam_role.filter.arn
+
+  s3_bucket        = var.deployment_assets_bucket
+  s3_key           = var.ecr_image_filter_lambda_asset_path
+  source_code_hash = var.ecr_image_filter_lambda_source_code_hash
+  handler          = var.ecr_image_filter_lambda_handler
+  runtime          = var.ecr_image_filter_lambda_runtime
+  architectures    = [var.architecture]
+
+  memory_size                    = var.ecr_image_filter_lambda_memory_size
+  timeout                        = var.ecr_image_filter_lambda_timeout
+  reserved_concurrent_executions = var.ecr_image_filter_lambda_reserved_concurrent_executions
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = local.filter_environment
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.filter,
+    aws_iam_role_policy.filter,
+    aws_iam_role_policy_attachment.filter_vpc,
+    # The filter's environment names the generator by ARN; have it exist first.
+    aws_lambda_function.generator,
+  ]
+}
+
+################################################################################
+# The trigger
+################################################################################
+
+resource "aws_cloudwatch_event_rule" "ecr_image_push" {
+  name          = "${var.resource_prefix}-ECRImagePush"
+  description   = "Successful image pushes to ECR, for the SOCI index builder."
+  event_pattern = jsonencode(local.event_pattern)
+  tags          = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "filter" {
+  rule      = aws_cloudwatch_event_rule.ecr_image_push.name
+  target_id = "${var.resource_prefix}-ECRImageActionEventFilter"
+  arn       = aws_lambda_function.filter.arn
+}
+
+resource "aws_lambda_permission" "events" {
+  statement_id  = "AllowExecutionFromEventBridge"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.filter.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.ecr_image_push.arn
+}

@@ -1,0 +1,374 @@
+################################################################################
+# Inputs of the Terraform port (kahlstrm/ecr-soci-indexer/aws): same names, same meaning
+################################################################################
+
+variable "deployment_assets_bucket" {
+  description = "S3 bucket holding the Lambda zips (the `deployment_assets_bucket` printed by `cargo xtask publish`)."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.deployment_assets_bucket)) > 0
+    error_message = "deployment_assets_bucket must be a non-empty S3 bucket name."
+  }
+}
+
+variable "ecr_image_filter_lambda_asset_path" {
+  description = "S3 key of the ECR image filter Lambda zip in `deployment_assets_bucket`."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.ecr_image_filter_lambda_asset_path)) > 0
+    error_message = "ecr_image_filter_lambda_asset_path must be a non-empty S3 key."
+  }
+}
+
+variable "soci_index_generator_lambda_asset_path" {
+  description = "S3 key of the SOCI index generator Lambda zip in `deployment_assets_bucket`."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.soci_index_generator_lambda_asset_path)) > 0
+    error_message = "soci_index_generator_lambda_asset_path must be a non-empty S3 key."
+  }
+}
+
+variable "ecr_image_filter_lambda_handler" {
+  description = "Handler of the ECR image filter Lambda. Rust `bootstrap` binaries ignore it; kept as an optional override for compatibility with the Terraform port."
+  type        = string
+  default     = "bootstrap"
+  nullable    = false
+}
+
+variable "ecr_image_filter_lambda_runtime" {
+  description = "Runtime of the ECR image filter Lambda."
+  type        = string
+  default     = "provided.al2023"
+  nullable    = false
+}
+
+variable "soci_index_generator_lambda_handler" {
+  description = "Handler of the SOCI index generator Lambda (the Terraform port wrongly used the filter's handler for it)."
+  type        = string
+  default     = "bootstrap"
+  nullable    = false
+}
+
+variable "soci_index_generator_lambda_runtime" {
+  description = "Runtime of the SOCI index generator Lambda."
+  type        = string
+  default     = "provided.al2023"
+  nullable    = false
+}
+
+variable "region" {
+  description = "Region used in the ARNs and the event pattern. Null (the default) means the AWS provider's region. It must be the region the provider deploys to."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1, or null to use the provider's region."
+  }
+}
+
+variable "account_id" {
+  description = "Account ID used in the ARNs and the event pattern. Null (the default) means the account of the provider's credentials."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.account_id == null || can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "account_id must be a 12-digit AWS account ID, or null to use the provider's account."
+  }
+}
+
+variable "soci_repository_image_tag_filters" {
+  description = "Which pushes get a SOCI index: a list of `<repository-glob>:<tag-glob>` shell globs (`*` and `?` wildcards; `*` also crosses `/`), each matched against `<repository>:<tag>`. The repository parts also scope the generator's ECR permissions (`*` = every repository)."
+  type        = list(string)
+  default     = ["*:*"]
+  nullable    = false
+
+  validation {
+    condition     = length(var.soci_repository_image_tag_filters) > 0
+    error_message = "soci_repository_image_tag_filters must hold at least one filter (use [\"*:*\"] to index every push)."
+  }
+
+  validation {
+    condition = alltrue([
+      for f in var.soci_repository_image_tag_filters :
+      can(regex("^[a-z0-9._/*?-]+:[A-Za-z0-9_.*?\\[\\]!-]+$", trimspace(f)))
+    ])
+    error_message = "Each filter must be `<repository-glob>:<tag-glob>` with exactly one `:`, e.g. `*:*`, `my-repo:*` or `team/*:v*`. The repository glob may use a-z 0-9 . _ - / and the wildcards * ?; the tag glob may use A-Z a-z 0-9 _ . - and the wildcards * ? [ ] !. No commas or spaces inside a filter."
+  }
+}
+
+variable "resource_prefix" {
+  description = "Prefix of every resource name: functions are `<prefix>-ECRImageActionEventFilter` and `<prefix>-SociIndexGenerator`."
+  type        = string
+  default     = "ecr-soci-indexer"
+  nullable    = false
+
+  validation {
+    # The longest name is `<prefix>-ECRImageActionEventFilter` (+26 characters); Lambda allows 64.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,38}$", var.resource_prefix))
+    error_message = "resource_prefix must be 1-38 characters of A-Z a-z 0-9 _ - (function names are limited to 64 characters)."
+  }
+}
+
+################################################################################
+# What the generator builds
+################################################################################
+
+variable "soci_index_version" {
+  description = "SOCI index manifest version: `V2` (default; index attached to the image through an OCI image index tagged `<tag><index_tag_suffix>`) or `V1` (legacy, index pushed untagged with a `subject`)."
+  type        = string
+  default     = "V2"
+  nullable    = false
+
+  validation {
+    condition     = contains(["V1", "V2"], var.soci_index_version)
+    error_message = "soci_index_version must be \"V1\" or \"V2\"."
+  }
+}
+
+variable "span_size" {
+  description = "zTOC span size in bytes (the distance between decompression checkpoints)."
+  type        = number
+  default     = 4194304
+  nullable    = false
+
+  validation {
+    condition     = var.span_size >= 65536 && floor(var.span_size) == var.span_size
+    error_message = "span_size must be a whole number of bytes, at least 65536 (default 4194304 = 4 MiB)."
+  }
+}
+
+variable "min_layer_size" {
+  description = "Layers smaller than this many bytes get no zTOC."
+  type        = number
+  default     = 10485760
+  nullable    = false
+
+  validation {
+    condition     = var.min_layer_size >= 0 && floor(var.min_layer_size) == var.min_layer_size
+    error_message = "min_layer_size must be a whole, non-negative number of bytes (default 10485760 = 10 MiB)."
+  }
+}
+
+variable "index_tag_suffix" {
+  description = "Suffix of the tag the generator gives its output (`<tag><suffix>`); the filter skips pushes whose tag ends with it, so the index push does not trigger another run."
+  type        = string
+  default     = "-soci"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{1,32}$", var.index_tag_suffix))
+    error_message = "index_tag_suffix must be 1-32 characters of A-Z a-z 0-9 _ . - (it is appended to an image tag)."
+  }
+}
+
+variable "ecr_endpoint" {
+  description = "Overrides the ECR API endpoint the generator calls (env `ECR_ENDPOINT`), e.g. a VPC interface endpoint URL. Null leaves it unset."
+  type        = string
+  default     = null
+}
+
+variable "rust_log" {
+  description = "Value of `RUST_LOG` for both functions (e.g. `info`, `debug`). Null leaves it unset."
+  type        = string
+  default     = null
+}
+
+################################################################################
+# Lambda sizing and deployment
+################################################################################
+
+variable "architecture" {
+  description = "Instruction set of both functions: `x86_64` or `arm64`. The zips must be built for it."
+  type        = string
+  default     = "x86_64"
+  nullable    = false
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be \"x86_64\" or \"arm64\"."
+  }
+}
+
+variable "ecr_image_filter_lambda_source_code_hash" {
+  description = "Base64 SHA-256 of the filter zip (`ecr_image_filter_lambda_source_code_hash` from `cargo xtask publish`). When it changes, the function code is redeployed. Null: code changes under the same S3 key are not noticed."
+  type        = string
+  default     = null
+}
+
+variable "soci_index_generator_lambda_source_code_hash" {
+  description = "Base64 SHA-256 of the generator zip (`soci_index_generator_lambda_source_code_hash` from `cargo xtask publish`). When it changes, the function code is redeployed."
+  type        = string
+  default     = null
+}
+
+variable "ecr_image_filter_lambda_memory_size" {
+  description = "Memory of the filter Lambda in MB."
+  type        = number
+  default     = 128
+  nullable    = false
+
+  validation {
+    condition     = var.ecr_image_filter_lambda_memory_size >= 128 && var.ecr_image_filter_lambda_memory_size <= 10240
+    error_message = "ecr_image_filter_lambda_memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "ecr_image_filter_lambda_timeout" {
+  description = "Timeout of the filter Lambda in seconds (it validates an event and makes one asynchronous invoke)."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.ecr_image_filter_lambda_timeout >= 1 && var.ecr_image_filter_lambda_timeout <= 900
+    error_message = "ecr_image_filter_lambda_timeout must be between 1 and 900 seconds."
+  }
+}
+
+variable "soci_index_generator_lambda_memory_size" {
+  description = "Memory of the generator Lambda in MB. CPU share grows with memory; 1024 MB streams a layer at roughly decompression speed."
+  type        = number
+  default     = 1024
+  nullable    = false
+
+  validation {
+    condition     = var.soci_index_generator_lambda_memory_size >= 128 && var.soci_index_generator_lambda_memory_size <= 10240
+    error_message = "soci_index_generator_lambda_memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "soci_index_generator_lambda_timeout" {
+  description = "Timeout of the generator Lambda in seconds (900 is Lambda's maximum)."
+  type        = number
+  default     = 900
+  nullable    = false
+
+  validation {
+    condition     = var.soci_index_generator_lambda_timeout >= 1 && var.soci_index_generator_lambda_timeout <= 900
+    error_message = "soci_index_generator_lambda_timeout must be between 1 and 900 seconds."
+  }
+}
+
+variable "soci_index_generator_lambda_ephemeral_storage_size" {
+  description = "Ephemeral storage (/tmp) of the generator Lambda in MB. The generator streams layers and never writes them to disk, so the 512 MB minimum is enough."
+  type        = number
+  default     = 512
+  nullable    = false
+
+  validation {
+    condition     = var.soci_index_generator_lambda_ephemeral_storage_size >= 512 && var.soci_index_generator_lambda_ephemeral_storage_size <= 10240
+    error_message = "soci_index_generator_lambda_ephemeral_storage_size must be between 512 and 10240 MB."
+  }
+}
+
+variable "ecr_image_filter_lambda_reserved_concurrent_executions" {
+  description = "Reserved concurrency of the filter Lambda; -1 (default) means unreserved, 0 disables it."
+  type        = number
+  default     = -1
+  nullable    = false
+
+  validation {
+    condition     = var.ecr_image_filter_lambda_reserved_concurrent_executions >= -1
+    error_message = "ecr_image_filter_lambda_reserved_concurrent_executions must be -1 (unreserved) or a non-negative number."
+  }
+}
+
+variable "soci_index_generator_lambda_reserved_concurrent_executions" {
+  description = "Reserved concurrency of the generator Lambda; -1 (default) means unreserved. A small value caps parallel pulls from ECR during large pushes."
+  type        = number
+  default     = -1
+  nullable    = false
+
+  validation {
+    condition     = var.soci_index_generator_lambda_reserved_concurrent_executions >= -1
+    error_message = "soci_index_generator_lambda_reserved_concurrent_executions must be -1 (unreserved) or a non-negative number."
+  }
+}
+
+variable "soci_index_generator_on_failure_destination_arn" {
+  description = "ARN of an SQS queue or SNS topic that receives generator invocations that failed after all asynchronous retries. Null: failures only show in the logs."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.soci_index_generator_on_failure_destination_arn == null || can(regex("^arn:[a-z-]+:(sqs|sns):[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]+$", var.soci_index_generator_on_failure_destination_arn))
+    error_message = "soci_index_generator_on_failure_destination_arn must be the ARN of an SQS queue or an SNS topic (arn:<partition>:sqs:... or arn:<partition>:sns:...)."
+  }
+}
+
+variable "soci_index_generator_maximum_retry_attempts" {
+  description = "Retries of a failed asynchronous generator invocation (0-2). Applied together with the on-failure destination."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = contains([0, 1, 2], var.soci_index_generator_maximum_retry_attempts)
+    error_message = "soci_index_generator_maximum_retry_attempts must be 0, 1 or 2."
+  }
+}
+
+################################################################################
+# Security, networking, logging
+################################################################################
+
+variable "log_retention_in_days" {
+  description = "Retention of both CloudWatch log groups, in days."
+  type        = number
+  default     = 14
+  nullable    = false
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts: 0 (never expire), 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key ARN that encrypts both log groups and both functions' environment variables. Its key policy must allow the CloudWatch Logs service principal of the region. Null: AWS-owned keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "ARN of an IAM policy set as permissions boundary of both roles."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:[a-z-]+:iam::([0-9]{12}|aws):policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN (arn:<partition>:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets to run both functions in. Empty (default): no VPC. The subnets need a route to ECR, S3 (layers) and Lambda (the filter invokes the generator), through NAT or VPC endpoints."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "security_group_ids" {
+  description = "Security groups of both functions when `subnet_ids` is set."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "tags" {
+  description = "Tags for every resource that takes tags (roles, functions, log groups, rule)."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
