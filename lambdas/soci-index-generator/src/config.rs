@@ -1,0 +1,322 @@
+//! Configuration from the environment (compatible with the solution this replaces).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `soci_index_version` | `V2` | `V2` (convert + tag `<tag><suffix>`) or `V1` (index with `subject`, untagged) |
+//! | `ECR_ENDPOINT` | SDK default | ECR API endpoint override (the old solution's name) |
+//! | `AWS_ENDPOINT_URL` | SDK default | standard SDK endpoint override (moto, LocalStack) |
+//! | `SOCI_REGISTRY_URL` | ECR host of the event's account/region | registry base URL, e.g. `http://127.0.0.1:5000`: any OCI registry, no ECR credentials |
+//! | `SOCI_REGISTRY_USERNAME` / `SOCI_REGISTRY_PASSWORD` | anonymous | basic credentials for `SOCI_REGISTRY_URL` (also used to obtain bearer tokens) |
+//! | `span_size` | 4194304 | zTOC span size in bytes |
+//! | `min_layer_size` | 10485760 | layers strictly smaller are left out |
+//! | `platforms` | all | comma-separated `os/arch[/variant]` to index |
+//! | `index_tag_suffix` | `-soci` | V2 tag suffix; tags already ending in it are skipped |
+//! | `build_tool_identifier` | `soci-lambda v<version>` | written into every zTOC and index |
+
+use std::fmt;
+
+use soci_core::DEFAULT_SPAN_SIZE;
+
+/// Which SOCI index manifest to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IndexVersion {
+    V1,
+    #[default]
+    V2,
+}
+
+impl fmt::Display for IndexVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V1 => "V1",
+            Self::V2 => "V2",
+        })
+    }
+}
+
+/// `os/arch[/variant]`, as in `--platform`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformFilter {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl PlatformFilter {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        let bad = || ConfigError::Invalid {
+            name: "platforms".into(),
+            value: s.into(),
+            expected: "os/arch[/variant], e.g. linux/arm64/v8".into(),
+        };
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Self {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: None,
+            }),
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+                Ok(Self {
+                    os: (*os).into(),
+                    architecture: (*arch).into(),
+                    variant: Some((*variant).into()),
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// True when a platform (`os`, `architecture`, `variant`) is selected by this filter (a
+    /// filter without variant matches every variant).
+    pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {
+        self.os == os
+            && self.architecture == architecture
+            && (self.variant.is_none() || self.variant.as_deref() == variant)
+    }
+}
+
+impl fmt::Display for PlatformFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the images live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryTarget {
+    /// ECR of the event's account and region, with `GetAuthorizationToken` credentials.
+    Ecr,
+    /// Any OCI distribution registry at this base URL (`http://127.0.0.1:5000`).
+    Url {
+        url: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+/// Everything the pipeline needs to know besides the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub index_version: IndexVersion,
+    pub ecr_endpoint: Option<String>,
+    pub registry: RegistryTarget,
+    pub span_size: u64,
+    pub min_layer_size: u64,
+    /// Empty: all platforms.
+    pub platforms: Vec<PlatformFilter>,
+    pub index_tag_suffix: String,
+    pub build_tool: String,
+    /// Layers indexed at the same time (defaults to the CPUs available).
+    pub concurrency: usize,
+    /// Attempts per registry request on transient failures (5xx, 429, resets, timeouts).
+    pub retry_attempts: u32,
+    /// First backoff delay; doubles on each attempt.
+    pub retry_base_delay: std::time::Duration,
+}
+
+/// The identifier written by default: our name and version.
+pub fn default_build_tool() -> String {
+    format!("soci-lambda v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Default minimum layer size (10 MiB), as the reference.
+pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 * 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            index_version: IndexVersion::V2,
+            ecr_endpoint: None,
+            registry: RegistryTarget::Ecr,
+            span_size: DEFAULT_SPAN_SIZE,
+            min_layer_size: DEFAULT_MIN_LAYER_SIZE,
+            platforms: Vec::new(),
+            index_tag_suffix: "-soci".into(),
+            build_tool: default_build_tool(),
+            concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            retry_attempts: 4,
+            retry_base_delay: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+/// A setting that cannot be used; the message names the variable and what it accepts.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid {name}={value:?}: expected {expected}")]
+    Invalid {
+        name: String,
+        value: String,
+        expected: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests). Empty values count as
+    /// unset, as in the solution this replaces (where Terraform may pass `""`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut config = Config::default();
+        if let Some(v) = get("soci_index_version") {
+            config.index_version = match v.as_str() {
+                "V2" | "v2" => IndexVersion::V2,
+                "V1" | "v1" => IndexVersion::V1,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "soci_index_version".into(),
+                        value: v,
+                        expected: "V1 or V2".into(),
+                    });
+                }
+            };
+        }
+        config.ecr_endpoint = get("ECR_ENDPOINT");
+        if let Some(url) = get("SOCI_REGISTRY_URL") {
+            let parsed = url::Url::parse(&url).map_err(|e| ConfigError::Invalid {
+                name: "SOCI_REGISTRY_URL".into(),
+                value: url.clone(),
+                expected: format!("an http(s) URL such as http://127.0.0.1:5000 ({e})"),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(ConfigError::Invalid {
+                    name: "SOCI_REGISTRY_URL".into(),
+                    value: url,
+                    expected: "an http(s) URL such as http://127.0.0.1:5000".into(),
+                });
+            }
+            config.registry = RegistryTarget::Url {
+                url,
+                username: get("SOCI_REGISTRY_USERNAME"),
+                password: get("SOCI_REGISTRY_PASSWORD"),
+            };
+        }
+        let number = |name: &str, min: u64| -> Result<Option<u64>, ConfigError> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n >= min => Ok(Some(n)),
+                    _ => Err(ConfigError::Invalid {
+                        name: name.into(),
+                        value: v,
+                        expected: format!("an integer >= {min} (bytes)"),
+                    }),
+                },
+            }
+        };
+        if let Some(n) = number("span_size", 1)? {
+            config.span_size = n;
+        }
+        if let Some(n) = number("min_layer_size", 0)? {
+            config.min_layer_size = n;
+        }
+        if let Some(list) = get("platforms") {
+            config.platforms = list
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(PlatformFilter::parse)
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(suffix) = get("index_tag_suffix") {
+            config.index_tag_suffix = suffix;
+        }
+        if let Some(tool) = get("build_tool_identifier") {
+            config.build_tool = tool;
+        }
+        Ok(config)
+    }
+
+    /// True when `tag` is one this pipeline produced (or would produce).
+    pub fn is_index_tag(&self, tag: &str) -> bool {
+        tag.ends_with(&self.index_tag_suffix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.index_version, IndexVersion::V2);
+        assert_eq!(c.min_layer_size, 10_485_760);
+        assert_eq!(c.span_size, 4_194_304);
+        assert_eq!(c.index_tag_suffix, "-soci");
+        assert_eq!(c.registry, RegistryTarget::Ecr);
+        assert!(c.platforms.is_empty());
+        assert_eq!(
+            c.build_tool,
+            format!("soci-lambda v{}", env!("CARGO_PKG_VERSION"))
+        );
+        // Unset-by-empty, as Terraform may pass it.
+        assert_eq!(
+            from(&[("soci_index_version", "")]).unwrap().index_version,
+            IndexVersion::V2
+        );
+    }
+
+    #[test]
+    fn version_is_validated() {
+        assert_eq!(
+            from(&[("soci_index_version", "V1")]).unwrap().index_version,
+            IndexVersion::V1
+        );
+        let err = from(&[("soci_index_version", "V3")]).unwrap_err();
+        assert!(err.to_string().contains("soci_index_version"), "{err}");
+        assert!(err.to_string().contains("V1 or V2"), "{err}");
+    }
+
+    #[test]
+    fn overrides() {
+        let c = from(&[
+            ("SOCI_REGISTRY_URL", "http://127.0.0.1:5000"),
+            ("span_size", "1048576"),
+            ("min_layer_size", "0"),
+            ("platforms", "linux/amd64, linux/arm64/v8"),
+            ("index_tag_suffix", "-lazy"),
+            ("build_tool_identifier", "me v1"),
+            ("ECR_ENDPOINT", "http://localhost:1"),
+        ])
+        .unwrap();
+        assert_eq!(c.span_size, 1 << 20);
+        assert_eq!(c.min_layer_size, 0);
+        assert_eq!(c.platforms.len(), 2);
+        assert!(c.platforms[1].matches("linux", "arm64", Some("v8")));
+        assert!(c.platforms[0].matches("linux", "amd64", None));
+        assert!(!c.platforms[0].matches("linux", "arm64", None));
+        assert_eq!(c.index_tag_suffix, "-lazy");
+        assert!(c.is_index_tag("v1-lazy"));
+        assert_eq!(c.build_tool, "me v1");
+        assert_eq!(c.ecr_endpoint.as_deref(), Some("http://localhost:1"));
+        assert!(matches!(c.registry, RegistryTarget::Url { .. }));
+        assert!(from(&[("span_size", "0")]).is_err());
+        assert!(from(&[("min_layer_size", "ten")]).is_err());
+        assert!(from(&[("platforms", "linux")]).is_err());
+        assert!(from(&[("SOCI_REGISTRY_URL", "ftp://x")]).is_err());
+    }
+}

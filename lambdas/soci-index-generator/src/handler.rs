@@ -1,0 +1,216 @@
+//! The Lambda handler: event in, [`Outcome`] (JSON with a `status`) or an error out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tracing::Instrument as _;
+
+use crate::config::{Config, RegistryTarget};
+use crate::event::EcrImageActionEvent;
+use crate::pipeline::{ImageRef, Indexer, Outcome, PipelineError};
+use crate::registry::{Credentials, EcrCredentials, RegistryClient, RegistryError, RetryPolicy};
+
+/// Why an invocation failed (Lambda's async retry applies).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("registry client: {0}")]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com` (`.amazonaws.com.cn` in China regions).
+pub fn ecr_registry_host(account: &str, region: &str) -> String {
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("{account}.dkr.ecr.{region}.{domain}")
+}
+
+fn valid_account(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// State kept across invocations: the configuration, the AWS config and one registry client
+/// per registry (so ECR tokens and bearer tokens are reused until they expire).
+pub struct Handler {
+    config: Config,
+    aws: Option<aws_config::SdkConfig>,
+    clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
+}
+
+impl Handler {
+    /// Loads the AWS configuration when the target is ECR (`AWS_ENDPOINT_URL` and the usual
+    /// variables apply).
+    pub async fn new(config: Config) -> Self {
+        let aws = match config.registry {
+            RegistryTarget::Ecr => {
+                Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+            }
+            RegistryTarget::Url { .. } => None,
+        };
+        Self {
+            config,
+            aws,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    async fn client(
+        &self,
+        event: &EcrImageActionEvent,
+    ) -> Result<Arc<RegistryClient>, HandlerError> {
+        let retry = RetryPolicy {
+            attempts: self.config.retry_attempts,
+            base_delay: self.config.retry_base_delay,
+        };
+        let (key, url, credentials) = match (&self.config.registry, &self.aws) {
+            (
+                RegistryTarget::Url {
+                    url,
+                    username,
+                    password,
+                },
+                _,
+            ) => {
+                let credentials = match (username, password) {
+                    (Some(u), Some(p)) => Credentials::Basic {
+                        username: u.clone(),
+                        password: p.clone(),
+                    },
+                    _ => Credentials::Anonymous,
+                };
+                (url.clone(), url.clone(), credentials)
+            }
+            (RegistryTarget::Ecr, aws) => {
+                if !valid_account(&event.account) {
+                    return Err(HandlerError::InvalidEvent(format!(
+                        "account {:?} is not a 12-digit AWS account id",
+                        event.account
+                    )));
+                }
+                if !valid_region(&event.region) {
+                    return Err(HandlerError::InvalidEvent(format!(
+                        "region {:?} is not valid",
+                        event.region
+                    )));
+                }
+                let host = ecr_registry_host(&event.account, &event.region);
+                let key = host.clone();
+                if let Some(client) = self.clients.lock().await.get(&key) {
+                    return Ok(client.clone());
+                }
+                let sdk = match aws {
+                    Some(sdk) => sdk.clone(),
+                    None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+                };
+                let mut builder = aws_sdk_ecr::config::Builder::from(&sdk)
+                    .region(aws_sdk_ecr::config::Region::new(event.region.clone()));
+                if let Some(endpoint) = &self.config.ecr_endpoint {
+                    builder = builder.endpoint_url(endpoint);
+                }
+                let ecr = aws_sdk_ecr::Client::from_conf(builder.build());
+                (
+                    key,
+                    format!("https://{host}"),
+                    Credentials::Ecr(EcrCredentials::new(ecr)),
+                )
+            }
+        };
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(RegistryClient::new(&url, credentials, retry)?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Handles one event.
+    pub async fn handle(
+        &self,
+        event: EcrImageActionEvent,
+        request_id: &str,
+    ) -> Result<Outcome, HandlerError> {
+        let detail = &event.detail;
+        let span = tracing::info_span!(
+            "invocation",
+            request_id,
+            repository = %detail.repository_name,
+            digest = %detail.image_digest,
+            tag = detail.tag().unwrap_or_default(),
+        );
+        async {
+            if detail.repository_name.is_empty() {
+                return Err(HandlerError::InvalidEvent(
+                    "detail.repository-name is empty".into(),
+                ));
+            }
+            if !detail.action_type.is_empty() && detail.action_type != "PUSH" {
+                return Ok(Outcome::Skipped {
+                    repository: detail.repository_name.clone(),
+                    image_digest: Some(detail.image_digest.clone()),
+                    reason: format!("action {:?} is not a push", detail.action_type),
+                });
+            }
+            if !detail.result.is_empty() && detail.result != "SUCCESS" {
+                return Ok(Outcome::Skipped {
+                    repository: detail.repository_name.clone(),
+                    image_digest: Some(detail.image_digest.clone()),
+                    reason: format!("push result {:?}", detail.result),
+                });
+            }
+            let client = self.client(&event).await?;
+            let image = ImageRef {
+                repository: detail.repository_name.clone(),
+                digest: Some(detail.image_digest.clone()).filter(|d| !d.is_empty()),
+                tag: detail.tag().map(String::from),
+            };
+            let indexer = Indexer::new(client, self.config.clone());
+            let outcome = Box::pin(indexer.run(&image)).await;
+            match &outcome {
+                Ok(o) => tracing::info!(status = o.status(), "done"),
+                Err(e) => tracing::error!(error = %e, "failed"),
+            }
+            Ok(outcome?)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_hosts() {
+        assert_eq!(
+            ecr_registry_host("123456789012", "us-east-1"),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        assert_eq!(
+            ecr_registry_host("123456789012", "cn-north-1"),
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+        assert!(valid_account("123456789012"));
+        assert!(!valid_account("12345678901a"));
+        assert!(!valid_region("us-east-1.evil.com/"));
+    }
+}

@@ -1,0 +1,43 @@
+//! # soci-index-generator
+//!
+//! Makes container images lazy-loadable: for an image pushed to ECR (or any OCI registry) it
+//! builds a SOCI index (one zTOC per eligible layer, with soci-core) and, in V2, converts the
+//! image (annotated manifests + an OCI index tagged `<tag>-soci`), the way `soci convert` does.
+//!
+//! - [`handler`]: the Lambda handler over the EventBridge "ECR Image Action" event ([`event`]).
+//!   Thin: it turns the event into an [`pipeline::ImageRef`] and calls the pipeline.
+//! - [`pipeline`]: the work, callable directly (tests, `cargo xtask index`).
+//! - [`registry`]: the OCI distribution client; [`layer`]: one layer streamed through soci-core.
+//! - [`config`]: settings from the environment; [`convert`]: Go-exact JSON of the artifacts.
+//!
+//! ## Registry client: `reqwest` by hand, not `oci-client`
+//!
+//! The pipeline needs six endpoints (manifest GET/HEAD/PUT, blob HEAD/GET/monolithic upload).
+//! `oci-client` 0.18 would cover them, but its errors do not keep the HTTP status and body that
+//! our failure messages and retry decisions need (5xx/429 retried, 4xx not), its
+//! `platform_resolver` defaults to the host platform (we index every platform), and its 4 MiB
+//! chunked upload is below ECR's 5 MB part minimum. A direct `reqwest` client is ~400 lines,
+//! gives exact control of `Accept` headers, retries, bearer-token scopes, ECR token refresh
+//! and streaming, and is the same HTTP stack the benchmark's plain download uses.
+//!
+//! ## Streaming
+//!
+//! Each layer is read from the registry ONCE: the HTTP body is pumped into a small bounded
+//! channel that `soci_core::build_ztoc` reads on a blocking thread (`spawn_blocking`), and the
+//! digest is checked on the fly (`BuildOptions::expected_digest`). Nothing is written to disk;
+//! memory is bounded by the zTOCs and a few MiB of in-flight body per layer. Layers are indexed
+//! concurrently, at most `std::thread::available_parallelism()` at a time.
+
+pub mod config;
+pub mod convert;
+pub mod event;
+pub mod handler;
+pub mod layer;
+pub mod media;
+pub mod pipeline;
+pub mod registry;
+
+pub use config::{Config, IndexVersion};
+pub use event::{EcrImageAction, EcrImageActionEvent};
+pub use pipeline::{ImageRef, Indexer, Outcome, PipelineError};
+pub use registry::{Credentials, RegistryClient, RetryPolicy};
