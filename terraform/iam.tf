@@ -108,8 +108,6 @@ resource "aws_iam_role" "generator" {
 }
 
 resource "aws_iam_role_policy" "generator" {
-  #checkov:skip=CKV_AWS_355:ecr:GetAuthorizationToken has no resource-level permissions; AWS only accepts "*" for it.
-  #checkov:skip=CKV_AWS_290:The only write actions on "*" is none: the "*" statement is ecr:GetAuthorizationToken, which supports no resource constraint.
   name   = "${local.generator_name}-policy"
   role   = aws_iam_role.generator.id
   policy = jsonencode(local.generator_policy)

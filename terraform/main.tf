@@ -86,7 +86,6 @@ locals {
 
 resource "aws_cloudwatch_log_group" "filter" {
   #checkov:skip=CKV_AWS_338:Retention is the caller's choice (log_retention_in_days, 14 days by default like the Terraform port); these are operational logs, not audit logs.
-  #checkov:skip=CKV_AWS_158:KMS encryption is available through kms_key_arn; by default CloudWatch Logs encrypts with an AWS-owned key.
   name              = local.filter_log_group_name
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.kms_key_arn
@@ -95,7 +94,6 @@ resource "aws_cloudwatch_log_group" "filter" {
 
 resource "aws_cloudwatch_log_group" "generator" {
   #checkov:skip=CKV_AWS_338:Retention is the caller's choice (log_retention_in_days, 14 days by default like the Terraform port); these are operational logs, not audit logs.
-  #checkov:skip=CKV_AWS_158:KMS encryption is available through kms_key_arn; by default CloudWatch Logs encrypts with an AWS-owned key.
   name              = local.generator_log_group_name
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.kms_key_arn
@@ -108,10 +106,7 @@ resource "aws_cloudwatch_log_group" "generator" {
 
 resource "aws_lambda_function" "generator" {
   #checkov:skip=CKV_AWS_116:Invoked asynchronously by the filter; failed events go to the on-failure destination (soci_index_generator_on_failure_destination_arn, an event invoke config), which supersedes a DLQ.
-  #checkov:skip=CKV_AWS_117:VPC placement is optional (subnet_ids); the function only talks to AWS APIs, and forcing a VPC would force NAT or endpoints on every user.
-  #checkov:skip=CKV_AWS_173:Environment variables hold no secrets (index settings); kms_key_arn encrypts them with a customer key when required.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the caller owns; the zips are reproducible and pinned by source_code_hash instead.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (soci_index_generator_lambda_reserved_concurrent_executions); reserving by default would take capacity from the account's other functions.
   #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust functions (they log one JSON line per request).
   function_name = local.generator_name
   description   = "Builds the SOCI index of an image pushed to ECR and pushes it next to the image."
@@ -183,10 +178,7 @@ resource "aws_lambda_function_event_invoke_config" "generator" {
 
 resource "aws_lambda_function" "filter" {
   #checkov:skip=CKV_AWS_116:EventBridge invokes it asynchronously and the generator has the on-failure destination; a filter failure is logged and retried by Lambda.
-  #checkov:skip=CKV_AWS_117:VPC placement is optional (subnet_ids); the function only calls the Lambda API.
-  #checkov:skip=CKV_AWS_173:Environment variables hold no secrets (filters, the generator ARN); kms_key_arn encrypts them with a customer key when required.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the caller owns; the zips are reproducible and pinned by source_code_hash instead.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (ecr_image_filter_lambda_reserved_concurrent_executions); reserving by default would take capacity from the account's other functions.
   #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust functions (they log one JSON line per request).
   function_name = local.filter_name
   description   = "Filters ECR image push events and invokes the SOCI index generator for matching images."
