@@ -25,11 +25,15 @@ pub mod gojson;
 pub mod index;
 pub mod oci;
 pub mod tar;
+pub mod zran;
 pub mod ztoc;
 
 pub use error::{Error, Result};
 mod build;
 pub mod verify;
 
-pub use build::{BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, build_ztoc};
+pub use build::{
+    BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, ReferenceBuild, build_reference_ztoc,
+    build_ztoc,
+};
 pub use verify::{LayerSource, VerifyReport, extract_file, verify};

@@ -1,0 +1,574 @@
+//! zran-style gzip checkpoints: one streaming pass that inflates a (multi-member) gzip blob,
+//! hands the uncompressed bytes to a reader, and records where a consumer can restart inflation
+//! (format doc section 3). Also the reverse: inflating one span from its checkpoint.
+
+use std::io::{BufRead, Read};
+
+use libz_rs_sys as zlib;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// Bytes of history deflate may refer back to.
+pub const WINDOW_SIZE: usize = 32768;
+/// Bytes per checkpoint in the blob: in (8), out (8), bits (1), window.
+pub const CHECKPOINT_SIZE: usize = 8 + 8 + 1 + WINDOW_SIZE;
+/// Bytes before the checkpoints in the blob: count (4) and span size (8).
+pub const BLOB_HEADER_SIZE: usize = 4 + 8;
+
+const INPUT_CHUNK: usize = 1 << 16;
+const OUTPUT_CHUNK: usize = 1 << 18;
+
+/// A restart point: inflation can resume at compressed byte `input` (with `bits` bits of the
+/// byte before it) producing uncompressed byte `output`, given the preceding 32 KiB of output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub input: u64,
+    pub output: u64,
+    pub bits: u8,
+}
+
+impl Checkpoint {
+    /// Where the compressed bytes of the span starting at this checkpoint begin.
+    pub fn span_start(&self) -> u64 {
+        self.input - u64::from(self.bits != 0)
+    }
+}
+
+/// An owned zlib inflate stream.
+pub(crate) struct Inflater {
+    // Boxed: zlib keeps a pointer from its state back to the stream, so it must not move.
+    stream: Box<zlib::z_stream>,
+}
+
+/// What one call to [`Inflater::inflate`] did.
+pub(crate) struct InflateStep {
+    pub code: i32,
+    pub consumed: usize,
+    pub produced: usize,
+    pub data_type: i32,
+}
+
+impl Inflater {
+    /// `window_bits`: 31 for gzip only, -15 for raw deflate.
+    pub(crate) fn new(window_bits: i32) -> Result<Self> {
+        let mut stream = Box::new(zlib::z_stream::default());
+        // SAFETY: `stream` is a zeroed, boxed z_stream; the version and size are the library's own.
+        let code = unsafe {
+            zlib::inflateInit2_(
+                &mut *stream,
+                window_bits,
+                zlib::zlibVersion(),
+                std::mem::size_of::<zlib::z_stream>() as i32,
+            )
+        };
+        if code != zlib::Z_OK {
+            return Err(Error::Rejected(format!(
+                "inflateInit2 failed with zlib code {code}"
+            )));
+        }
+        Ok(Self { stream })
+    }
+
+    pub(crate) fn inflate(&mut self, input: &[u8], output: &mut [u8], flush: i32) -> InflateStep {
+        let avail_in = input.len().min(u32::MAX as usize);
+        let avail_out = output.len().min(u32::MAX as usize);
+        self.stream.next_in = input.as_ptr();
+        self.stream.avail_in = avail_in as u32;
+        self.stream.next_out = output.as_mut_ptr();
+        self.stream.avail_out = avail_out as u32;
+        // SAFETY: next_in/next_out point into live slices of at least avail_in/avail_out bytes
+        // for the duration of the call; the stream was initialised by inflateInit2_.
+        let code = unsafe { zlib::inflate(&mut *self.stream, flush) };
+        let consumed = avail_in - self.stream.avail_in as usize;
+        let produced = avail_out - self.stream.avail_out as usize;
+        self.stream.next_in = std::ptr::null();
+        self.stream.next_out = std::ptr::null_mut();
+        InflateStep {
+            code,
+            consumed,
+            produced,
+            data_type: self.stream.data_type,
+        }
+    }
+
+    pub(crate) fn reset(&mut self) -> Result<()> {
+        // SAFETY: initialised stream.
+        let code = unsafe { zlib::inflateReset(&mut *self.stream) };
+        zlib_ok(code, "inflateReset")
+    }
+
+    pub(crate) fn prime(&mut self, bits: u8, value: u8) -> Result<()> {
+        // SAFETY: initialised stream; bits is 1..=7.
+        let code =
+            unsafe { zlib::inflatePrime(&mut *self.stream, i32::from(bits), i32::from(value)) };
+        zlib_ok(code, "inflatePrime")
+    }
+
+    pub(crate) fn set_dictionary(&mut self, window: &[u8]) -> Result<()> {
+        // SAFETY: initialised raw stream; the pointer/length describe a live slice.
+        let code = unsafe {
+            zlib::inflateSetDictionary(&mut *self.stream, window.as_ptr(), window.len() as u32)
+        };
+        zlib_ok(code, "inflateSetDictionary")
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: the stream was initialised by inflateInit2_ and is ended exactly once.
+        unsafe {
+            zlib::inflateEnd(&mut *self.stream);
+        }
+    }
+}
+
+fn zlib_ok(code: i32, what: &str) -> Result<()> {
+    if code == zlib::Z_OK {
+        Ok(())
+    } else {
+        Err(Error::Rejected(format!(
+            "{what} failed with zlib code {code}"
+        )))
+    }
+}
+
+/// Where the inflater is between members.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MemberState {
+    Inside,
+    Ended,
+    Done,
+}
+
+/// Inflates a gzip blob from `source` in one pass, exposing the uncompressed bytes through
+/// [`BufRead`] and recording checkpoints, span digests and the blob digest on the way.
+pub struct GzipIndexer<R> {
+    source: R,
+    source_eof: bool,
+    inflater: Inflater,
+    state: MemberState,
+    span_size: u64,
+
+    input: Vec<u8>,
+    input_pos: usize,
+    input_len: usize,
+    /// Absolute blob offset of `input[0]`.
+    input_base: u64,
+
+    /// The last WINDOW_SIZE bytes of output (zeros before the start) followed by new output.
+    output: Vec<u8>,
+    output_read: usize,
+    output_write: usize,
+
+    total_in: u64,
+    total_out: u64,
+    last_checkpoint_out: u64,
+    pub(crate) checkpoints: Vec<Checkpoint>,
+    /// The checkpoint blob under construction (header written at the end).
+    pub(crate) blob: Vec<u8>,
+
+    blob_hasher: Sha256,
+    span_hasher: Sha256,
+    span_hashed_to: u64,
+    pub(crate) span_digests: Vec<String>,
+}
+
+impl<R: Read> GzipIndexer<R> {
+    pub fn new(source: R, span_size: u64) -> Result<Self> {
+        let mut blob = Vec::with_capacity(BLOB_HEADER_SIZE + CHECKPOINT_SIZE);
+        blob.resize(BLOB_HEADER_SIZE, 0);
+        Ok(Self {
+            source,
+            source_eof: false,
+            inflater: Inflater::new(31)?,
+            state: MemberState::Inside,
+            span_size,
+            input: vec![0; INPUT_CHUNK + 1],
+            input_pos: 0,
+            input_len: 0,
+            input_base: 0,
+            output: vec![0; WINDOW_SIZE + OUTPUT_CHUNK],
+            output_read: WINDOW_SIZE,
+            output_write: WINDOW_SIZE,
+            total_in: 0,
+            total_out: 0,
+            last_checkpoint_out: 0,
+            checkpoints: Vec::new(),
+            blob,
+            blob_hasher: Sha256::new(),
+            span_hasher: Sha256::new(),
+            span_hashed_to: 0,
+            span_digests: Vec::new(),
+        })
+    }
+
+    /// Uncompressed bytes produced so far.
+    pub fn total_out(&self) -> u64 {
+        self.total_out
+    }
+
+    /// Reads and inflates whatever is left, then returns the finished index. Fails on trailing
+    /// bytes after the last member, a truncated stream or a bad CRC, as the reference does.
+    pub fn finish(mut self) -> Result<GzipIndex> {
+        loop {
+            let offset = self.total_in;
+            let available = self.fill_buf().map_err(|e| into_error(e, offset))?.len();
+            if available == 0 {
+                break;
+            }
+            self.consume(available);
+        }
+        let blob_size = self.total_in;
+        self.hash_span_to(blob_size);
+        let last = std::mem::take(&mut self.span_hasher).finalize();
+        self.span_digests
+            .push(format!("sha256:{}", hex::encode(last)));
+        let count = i32::try_from(self.checkpoints.len())
+            .map_err(|_| Error::Rejected("too many checkpoints".into()))?;
+        self.blob[0..4].copy_from_slice(&count.to_le_bytes());
+        self.blob[4..12].copy_from_slice(&(self.span_size as i64).to_le_bytes());
+        Ok(GzipIndex {
+            checkpoints: self.checkpoints,
+            blob: self.blob,
+            span_digests: self.span_digests,
+            compressed_size: blob_size,
+            uncompressed_size: self.total_out,
+            blob_digest: format!("sha256:{}", hex::encode(self.blob_hasher.finalize())),
+        })
+    }
+
+    fn refill(&mut self) -> std::io::Result<()> {
+        // Keep the last consumed byte: a checkpoint with `bits` starts its span one byte early.
+        let keep_from = self.input_pos.saturating_sub(1);
+        let hash_to = self.input_base + keep_from as u64;
+        self.hash_span_to(hash_to);
+        self.input.copy_within(keep_from..self.input_len, 0);
+        self.input_base += keep_from as u64;
+        self.input_len -= keep_from;
+        self.input_pos -= keep_from;
+        while !self.source_eof && self.input_len < self.input.len() {
+            let n = match self.source.read(&mut self.input[self.input_len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                self.source_eof = true;
+            } else {
+                self.blob_hasher
+                    .update(&self.input[self.input_len..self.input_len + n]);
+                self.input_len += n;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds blob bytes `[span_hashed_to, to)` (still in the input buffer) to the span digest.
+    fn hash_span_to(&mut self, to: u64) {
+        if to <= self.span_hashed_to {
+            return;
+        }
+        let start = self
+            .span_hashed_to
+            .checked_sub(self.input_base)
+            .map(|n| n as usize);
+        let end = to.checked_sub(self.input_base).map(|n| n as usize);
+        if let (Some(start), Some(end)) = (start, end)
+            && let Some(bytes) = self.input.get(start..end)
+        {
+            self.span_hasher.update(bytes);
+        }
+        self.span_hashed_to = to;
+    }
+
+    fn add_checkpoint(&mut self, bits: u8) {
+        let checkpoint = Checkpoint {
+            input: self.total_in,
+            output: self.total_out,
+            bits,
+        };
+        if !self.checkpoints.is_empty() {
+            // A span ends at the next checkpoint's first whole byte; when that checkpoint has
+            // bits, the byte holding them also starts the next span (spans overlap by one byte).
+            self.hash_span_to(checkpoint.input);
+            let digest = std::mem::take(&mut self.span_hasher).finalize();
+            self.span_digests
+                .push(format!("sha256:{}", hex::encode(digest)));
+        }
+        // The gzip header belongs to no span.
+        self.span_hashed_to = checkpoint.span_start();
+        self.blob
+            .extend_from_slice(&(checkpoint.input as i64).to_le_bytes());
+        self.blob
+            .extend_from_slice(&(checkpoint.output as i64).to_le_bytes());
+        self.blob.push(bits);
+        self.blob
+            .extend_from_slice(&self.output[self.output_write - WINDOW_SIZE..self.output_write]);
+        self.last_checkpoint_out = self.total_out;
+        self.checkpoints.push(checkpoint);
+    }
+
+    /// One inflate call (Z_BLOCK), refilling input first if needed.
+    fn step(&mut self) -> std::io::Result<()> {
+        if self.input_pos == self.input_len {
+            self.refill()?;
+            if self.input_pos == self.input_len {
+                return if self.state == MemberState::Ended {
+                    self.state = MemberState::Done;
+                    Ok(())
+                } else {
+                    Err(gzip_error(format!(
+                        "the gzip stream is truncated at compressed offset {}",
+                        self.total_in
+                    )))
+                };
+            }
+        }
+        if self.state == MemberState::Ended {
+            // More bytes after a member: they must be another gzip member.
+            self.inflater.reset().map_err(std::io::Error::other)?;
+            self.state = MemberState::Inside;
+        }
+        let step = self.inflater.inflate(
+            &self.input[self.input_pos..self.input_len],
+            &mut self.output[self.output_write..],
+            zlib::Z_BLOCK,
+        );
+        self.input_pos += step.consumed;
+        self.total_in += step.consumed as u64;
+        self.output_write += step.produced;
+        self.total_out += step.produced as u64;
+        match step.code {
+            zlib::Z_STREAM_END => {
+                self.state = MemberState::Ended;
+                return Ok(());
+            }
+            zlib::Z_OK => {}
+            zlib::Z_BUF_ERROR if step.consumed > 0 || step.produced > 0 => {}
+            code => {
+                return Err(gzip_error(format!(
+                    "gzip data error (zlib code {code}) at compressed offset {}",
+                    self.total_in
+                )));
+            }
+        }
+        let at_block_end = step.data_type & 128 != 0;
+        let in_last_block = step.data_type & 64 != 0;
+        if at_block_end
+            && !in_last_block
+            && (self.total_out == 0 || self.total_out - self.last_checkpoint_out > self.span_size)
+        {
+            self.add_checkpoint((step.data_type & 7) as u8);
+        }
+        Ok(())
+    }
+}
+
+fn gzip_error(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// Maps an I/O error out of the indexer to the crate error: data errors reject the layer.
+pub(crate) fn into_error(err: std::io::Error, offset: u64) -> Error {
+    if err.kind() == std::io::ErrorKind::InvalidData {
+        Error::Rejected(err.to_string())
+    } else {
+        Error::Io {
+            offset,
+            source: err,
+        }
+    }
+}
+
+impl<R: Read> Read for GzipIndexer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for GzipIndexer<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.output_read == self.output_write && self.state != MemberState::Done {
+            if self.output_write == self.output.len() {
+                self.output
+                    .copy_within(self.output_write - WINDOW_SIZE..self.output_write, 0);
+                self.output_write = WINDOW_SIZE;
+                self.output_read = WINDOW_SIZE;
+            }
+            self.step()?;
+        }
+        Ok(&self.output[self.output_read..self.output_write])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.output_read = (self.output_read + amount).min(self.output_write);
+    }
+}
+
+/// The finished checkpoint index of a gzip blob.
+pub struct GzipIndex {
+    pub checkpoints: Vec<Checkpoint>,
+    /// `CompressionInfo.checkpoints`: header and every checkpoint with its window.
+    pub blob: Vec<u8>,
+    pub span_digests: Vec<String>,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    pub blob_digest: String,
+}
+
+/// A decoded checkpoint blob (borrowing the windows).
+pub struct CheckpointBlob<'a> {
+    pub span_size: i64,
+    pub checkpoints: Vec<Checkpoint>,
+    windows: Vec<&'a [u8]>,
+}
+
+impl<'a> CheckpointBlob<'a> {
+    pub fn parse(blob: &'a [u8]) -> Result<Self> {
+        let invalid = |what: &str| Error::InvalidZtoc(format!("gzip checkpoint blob: {what}"));
+        let count = blob
+            .get(0..4)
+            .ok_or_else(|| invalid("shorter than its header"))?;
+        let count = i32::from_le_bytes(count.try_into().map_err(|_| invalid("header"))?);
+        let span = blob
+            .get(4..12)
+            .ok_or_else(|| invalid("shorter than its header"))?;
+        let span_size = i64::from_le_bytes(span.try_into().map_err(|_| invalid("header"))?);
+        let count = usize::try_from(count).map_err(|_| invalid("negative checkpoint count"))?;
+        let expected = count
+            .checked_mul(CHECKPOINT_SIZE)
+            .and_then(|n| n.checked_add(BLOB_HEADER_SIZE))
+            .ok_or_else(|| invalid("checkpoint count overflows"))?;
+        if blob.len() != expected {
+            return Err(invalid(&format!(
+                "{} bytes for {count} checkpoints, expected {expected}",
+                blob.len()
+            )));
+        }
+        let mut checkpoints = Vec::with_capacity(count);
+        let mut windows = Vec::with_capacity(count);
+        for record in blob[BLOB_HEADER_SIZE..].chunks_exact(CHECKPOINT_SIZE) {
+            let input = i64::from_le_bytes(record[0..8].try_into().map_err(|_| invalid("in"))?);
+            let output = i64::from_le_bytes(record[8..16].try_into().map_err(|_| invalid("out"))?);
+            let bits = record[16];
+            if input < 0 || output < 0 || bits > 7 {
+                return Err(invalid(
+                    "a checkpoint has a negative offset or more than 7 bits",
+                ));
+            }
+            checkpoints.push(Checkpoint {
+                input: input as u64,
+                output: output as u64,
+                bits,
+            });
+            windows.push(&record[17..]);
+        }
+        Ok(Self {
+            span_size,
+            checkpoints,
+            windows,
+        })
+    }
+
+    pub fn window(&self, index: usize) -> Option<&'a [u8]> {
+        self.windows.get(index).copied()
+    }
+}
+
+/// Inflates the span starting at `checkpoint`, given `compressed` = the blob bytes from
+/// `checkpoint.span_start()` on (at least up to the span's end), until `out_len` bytes are
+/// produced or the deflate stream of that member ends.
+pub fn inflate_span(
+    checkpoint: &Checkpoint,
+    window: &[u8],
+    compressed: &[u8],
+    out_len: usize,
+) -> Result<Vec<u8>> {
+    let mut inflater = Inflater::new(-15)?;
+    let mut input = compressed;
+    if checkpoint.bits != 0 {
+        let (&first, rest) = input
+            .split_first()
+            .ok_or_else(|| Error::InvalidZtoc("span has no compressed bytes".into()))?;
+        inflater.prime(checkpoint.bits, first >> (8 - checkpoint.bits))?;
+        input = rest;
+    }
+    inflater.set_dictionary(window)?;
+    let mut output = vec![0u8; out_len];
+    let mut produced = 0;
+    while produced < out_len {
+        let step = inflater.inflate(input, &mut output[produced..], zlib::Z_NO_FLUSH);
+        input = &input[step.consumed..];
+        produced += step.produced;
+        match step.code {
+            zlib::Z_OK => {}
+            zlib::Z_STREAM_END if produced < out_len && input.len() > GZIP_TRAILER_SIZE => {
+                // The span crosses into the next gzip member: skip the trailer and its header.
+                let header = gzip_header_len(&input[GZIP_TRAILER_SIZE..])?;
+                input = &input[GZIP_TRAILER_SIZE + header..];
+                inflater = Inflater::new(-15)?;
+            }
+            zlib::Z_STREAM_END => break,
+            zlib::Z_BUF_ERROR if step.consumed > 0 || step.produced > 0 => {}
+            code => {
+                return Err(Error::InvalidZtoc(format!(
+                    "span at compressed offset {} does not inflate from its checkpoint (zlib code {code})",
+                    checkpoint.input
+                )));
+            }
+        }
+    }
+    output.truncate(produced);
+    Ok(output)
+}
+
+const GZIP_TRAILER_SIZE: usize = 8;
+
+/// The length of the gzip member header at the start of `data` (RFC 1952: FEXTRA, FNAME,
+/// FCOMMENT, FHCRC), or an error naming what is wrong with it.
+pub fn gzip_header_len(data: &[u8]) -> Result<usize> {
+    let invalid = |what: &str| Error::InvalidZtoc(format!("invalid gzip header: {what}"));
+    let fixed = data
+        .get(0..10)
+        .ok_or_else(|| invalid("shorter than 10 bytes"))?;
+    if fixed[0] != 0x1f || fixed[1] != 0x8b {
+        return Err(invalid("bad magic"));
+    }
+    if fixed[2] != 8 {
+        return Err(invalid("compression method is not deflate"));
+    }
+    let flags = fixed[3];
+    if flags & 0xe0 != 0 {
+        return Err(invalid("reserved flag bits set"));
+    }
+    let mut pos = 10usize;
+    if flags & 0x04 != 0 {
+        let xlen = data
+            .get(pos..pos + 2)
+            .ok_or_else(|| invalid("truncated FEXTRA"))?;
+        pos += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+    }
+    for (flag, what) in [(0x08u8, "FNAME"), (0x10, "FCOMMENT")] {
+        if flags & flag != 0 {
+            let rest = data.get(pos..).ok_or_else(|| invalid(what))?;
+            let nul = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| invalid(what))?;
+            pos += nul + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        pos += 2;
+    }
+    if pos > data.len() {
+        return Err(invalid("truncated"));
+    }
+    Ok(pos)
+}
