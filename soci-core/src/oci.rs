@@ -524,6 +524,8 @@ pub fn is_index_media_type(media_type: &str) -> bool {
 }
 
 /// What a registry returned for an image reference.
+// One value per request: boxing the manifest would only make matching clumsier for callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageDocument {
     /// A single image manifest (OCI or Docker), with the media type it was served as.

@@ -501,7 +501,7 @@ fn reconversion_replaces_the_existing_soci_entry() {
         .collect();
     assert_eq!(soci_entries.len(), 1);
     assert_eq!(soci_entries[0].digest, new_soci_digest);
-    assert_eq!(std::ptr::eq(soci_entries[0], &manifests[before - 1]), true);
+    assert!(std::ptr::eq(soci_entries[0], &manifests[before - 1]));
     // Index-level annotations survive, escaped the Go way.
     assert!(show(&blob.bytes).contains(r#""com.example.note":"a\u0026b""#));
 }
