@@ -36,6 +36,9 @@ pub enum LayerOutcome {
     },
     /// soci-core says a zTOC of this layer would be useless (format doc section 8).
     Unindexable(String),
+    /// The reference would refuse this layer too (not a tar the Go reader accepts, bad gzip):
+    /// retrying cannot change it, and the image is still pulled normally.
+    Rejected(String),
 }
 
 /// Why a layer could not be indexed.
@@ -104,6 +107,10 @@ pub async fn build_layer(
                 source: soci_core::Error::Unindexable(reason),
                 ..
             }) => return Ok(LayerOutcome::Unindexable(reason)),
+            Err(LayerError::Build {
+                source: soci_core::Error::Rejected(reason),
+                ..
+            }) => return Ok(LayerOutcome::Rejected(reason)),
             Err(LayerError::Build {
                 source: soci_core::Error::Io { offset, source },
                 digest,

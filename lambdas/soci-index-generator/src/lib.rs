@@ -8,7 +8,7 @@
 //!   Thin: it turns the event into an [`pipeline::ImageRef`] and calls the pipeline.
 //! - [`pipeline`]: the work, callable directly (tests, `cargo xtask index`).
 //! - [`registry`]: the OCI distribution client; [`layer`]: one layer streamed through soci-core.
-//! - [`config`]: settings from the environment; [`convert`]: Go-exact JSON of the artifacts.
+//! - [`config`]: settings from the environment; soci-core: Go-exact JSON of the artifacts and the v2 conversion.
 //!
 //! ## Registry client: `reqwest` by hand, not `oci-client`
 //!
@@ -29,7 +29,6 @@
 //! concurrently, at most `std::thread::available_parallelism()` at a time.
 
 pub mod config;
-pub mod convert;
 pub mod event;
 pub mod handler;
 pub mod layer;

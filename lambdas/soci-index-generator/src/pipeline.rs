@@ -11,12 +11,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use soci_core::Compression;
+use soci_core::index::{self as soci_index, ConversionSource, ConvertedPlatform, ZtocLayer};
+use soci_core::oci::{self, Descriptor, ImageDocument, Manifest, OciError, Platform};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::config::{Config, IndexVersion};
-use crate::convert::{self, Converted, Descriptor, Platform, ZtocRef};
 use crate::layer::{self, LayerError, LayerOutcome, LayerPlan};
-use crate::media::{self, ConfigView, DescriptorView, IndexView, ManifestView, PlatformView};
+use crate::media;
 use crate::registry::{self, RegistryClient, RegistryError};
 
 /// The image to index.
@@ -48,6 +49,12 @@ pub enum PipelineError {
     },
     #[error("{step}: {detail}")]
     Invalid { step: String, detail: String },
+    #[error("{step}: {source}")]
+    Document {
+        step: String,
+        #[source]
+        source: OciError,
+    },
 }
 
 type Result<T, E = PipelineError> = std::result::Result<T, E>;
@@ -55,6 +62,15 @@ type Result<T, E = PipelineError> = std::result::Result<T, E>;
 fn reg(step: impl Into<String>) -> impl FnOnce(RegistryError) -> PipelineError {
     let step = step.into();
     move |source| PipelineError::Registry { step, source }
+}
+
+fn doc(step: impl Into<String>) -> impl FnOnce(OciError) -> PipelineError {
+    let step = step.into();
+    move |source| PipelineError::Document { step, source }
+}
+
+fn platform_name(p: &Platform) -> String {
+    p.display_name()
 }
 
 /// What one layer came to.
@@ -149,20 +165,10 @@ impl Outcome {
 
 /// One image manifest to index (a platform).
 struct Target {
-    digest: String,
-    bytes: Bytes,
-    manifest: ManifestView,
-    platform: PlatformView,
-}
-
-fn to_platform(p: &PlatformView) -> Platform {
-    Platform {
-        architecture: p.architecture.clone(),
-        os: p.os.clone(),
-        os_version: p.os_version.clone(),
-        os_features: p.os_features.clone(),
-        variant: p.variant.clone(),
-    }
+    /// `{mediaType, digest, size}` as pulled.
+    descriptor: Descriptor,
+    manifest: Manifest,
+    platform: Platform,
 }
 
 /// Runs the pipeline against one registry.
@@ -266,59 +272,72 @@ impl Indexer {
         };
 
         // The image manifests to index.
-        let is_index = media::is_index(&top.media_type);
-        let mut targets = Vec::new();
-        if is_index {
-            if self.config.index_version == IndexVersion::V1 {
+        let document = match oci::parse_image_document(&top.bytes, &top.content_type) {
+            Ok(d) => d,
+            Err(OciError::UnsupportedMediaType { media_type }) => {
                 return Ok(Self::skipped(
                     &image,
-                    "V1 indexes a single image manifest; this is an index (use V2)",
+                    format!("not an image: media type {media_type:?}"),
                 ));
             }
-            let index: IndexView =
-                serde_json::from_slice(&top.bytes).map_err(|e| PipelineError::Invalid {
-                    step: "parse the image index".into(),
-                    detail: e.to_string(),
-                })?;
-            for d in &index.manifests {
-                if let Some(t) = self.target_from_index_entry(repo, d).await? {
-                    targets.push(t);
+            Err(e) => return Err(doc("decode the pushed manifest")(e)),
+        };
+        let top_descriptor = Descriptor::new(
+            &document_media_type(&document),
+            &top.digest,
+            i64::try_from(top.bytes.len()).unwrap_or(i64::MAX),
+        );
+        let mut targets = Vec::new();
+        let source = match document {
+            ImageDocument::Index { index, .. } => {
+                if self.config.index_version == IndexVersion::V1 {
+                    return Ok(Self::skipped(
+                        &image,
+                        "V1 indexes a single image manifest; this is an index (use V2)",
+                    ));
+                }
+                for entry in soci_index::index_platform_manifests(&index) {
+                    if !self.platform_selected(&entry.platform) {
+                        tracing::info!(manifest = %entry.descriptor.digest, platform = %platform_name(&entry.platform), "platform not selected");
+                        continue;
+                    }
+                    if let Some(t) = self.target_from_index_entry(repo, entry).await? {
+                        targets.push(t);
+                    }
+                }
+                ConversionSource::Index(index)
+            }
+            ImageDocument::Manifest { manifest, .. } => {
+                if !media::is_image_config(&manifest.config.media_type) {
+                    return Ok(Self::skipped(
+                        &image,
+                        format!(
+                            "not an image: config media type {:?}",
+                            manifest.config.media_type
+                        ),
+                    ));
+                }
+                let platform = self.platform_from_config(repo, &manifest).await?;
+                if !self.platform_selected(&platform) {
+                    return Ok(Self::skipped(
+                        &image,
+                        format!(
+                            "platform {} is not in the platforms to index",
+                            platform_name(&platform)
+                        ),
+                    ));
+                }
+                targets.push(Target {
+                    descriptor: top_descriptor.clone(),
+                    manifest,
+                    platform: platform.clone(),
+                });
+                ConversionSource::SingleManifest {
+                    descriptor: top_descriptor.clone(),
+                    platform,
                 }
             }
-        } else if media::is_manifest(&top.media_type) {
-            let manifest: ManifestView =
-                serde_json::from_slice(&top.bytes).map_err(|e| PipelineError::Invalid {
-                    step: "parse the image manifest".into(),
-                    detail: e.to_string(),
-                })?;
-            if !media::is_image_config(&manifest.config.media_type) {
-                return Ok(Self::skipped(
-                    &image,
-                    format!(
-                        "not an image: config media type {:?}",
-                        manifest.config.media_type
-                    ),
-                ));
-            }
-            let platform = self.platform_from_config(repo, &manifest).await?;
-            if !self.platform_selected(&platform) {
-                return Ok(Self::skipped(
-                    &image,
-                    format!("platform {platform} is not in the platforms to index"),
-                ));
-            }
-            targets.push(Target {
-                digest: top.digest.clone(),
-                bytes: top.bytes.clone(),
-                manifest,
-                platform,
-            });
-        } else {
-            return Ok(Self::skipped(
-                &image,
-                format!("not an image: media type {:?}", top.media_type),
-            ));
-        }
+        };
         if targets.is_empty() {
             return Ok(Self::skipped(
                 &image,
@@ -332,7 +351,7 @@ impl Indexer {
         let mut seen = HashSet::new();
         for t in &targets {
             let mut list = Vec::new();
-            for l in &t.manifest.layers {
+            for l in t.manifest.layers() {
                 match self.eligibility(l) {
                     Ok(plan) => list.push(plan),
                     Err(reason) => {
@@ -341,7 +360,7 @@ impl Indexer {
                             reports.push(LayerReport {
                                 digest: l.digest.clone(),
                                 media_type: l.media_type.clone(),
-                                size: l.size,
+                                size: u64::try_from(l.size).unwrap_or(0),
                                 result: reason,
                                 ztoc_digest: None,
                                 ztoc_size: None,
@@ -396,30 +415,29 @@ impl Indexer {
                 .collect()
         };
         let built = self.build_all(repo, unique, pushes.clone()).await?;
-        for (digest, (plan, res)) in &built {
-            let _ = digest;
+        for (plan, res) in built.values() {
             reports.push(match res {
                 Ok(z) => LayerReport {
                     digest: plan.digest.clone(),
                     media_type: plan.media_type.clone(),
                     size: plan.size,
                     result: "indexed".into(),
-                    ztoc_digest: Some(z.ztoc.digest.clone()),
-                    ztoc_size: Some(z.ztoc.size),
+                    ztoc_digest: Some(z.ztoc.ztoc_digest.clone()),
+                    ztoc_size: u64::try_from(z.ztoc.ztoc_size).ok(),
                     seconds: Some(z.seconds),
                 },
                 Err(reason) => LayerReport {
                     digest: plan.digest.clone(),
                     media_type: plan.media_type.clone(),
                     size: plan.size,
-                    result: format!("unindexable: {reason}"),
+                    result: reason.clone(),
                     ztoc_digest: None,
                     ztoc_size: None,
                     seconds: None,
                 },
             });
         }
-        let per_target: Vec<Vec<ZtocRef>> = plans
+        let per_target: Vec<Vec<ZtocLayer>> = plans
             .iter()
             .map(|list| {
                 list.iter()
@@ -440,49 +458,43 @@ impl Indexer {
         self.push_blob(
             repo,
             "config",
-            convert::EMPTY_CONFIG_DIGEST,
-            Bytes::from_static(convert::EMPTY_CONFIG),
+            oci::EMPTY_JSON_CONFIG_DIGEST,
+            Bytes::from_static(oci::EMPTY_JSON_CONFIG),
             &pushes,
         )
         .await?;
         let mut soci = Vec::new();
         for (t, ztocs) in targets.iter().zip(&per_target) {
             if ztocs.is_empty() {
-                tracing::warn!(platform = %t.platform, manifest = %t.digest, "no layer of this platform was indexed: left as is");
+                tracing::warn!(platform = %platform_name(&t.platform), manifest = %t.descriptor.digest, "no layer of this platform was indexed: left as is");
                 continue;
             }
-            let subject = Descriptor {
-                media_type: t
-                    .manifest
-                    .media_type
-                    .clone()
-                    .unwrap_or_else(|| media::OCI_MANIFEST.into()),
-                digest: t.digest.clone(),
-                size: i64::try_from(t.bytes.len()).unwrap_or(i64::MAX),
-                ..Default::default()
-            };
-            let bytes = Bytes::from(convert::soci_index(
-                self.config.index_version,
-                ztocs,
-                Some(subject),
-                &self.config.build_tool,
-            ));
-            let digest = registry::sha256_digest(&bytes);
+            let index = match self.config.index_version {
+                IndexVersion::V1 => {
+                    soci_index::build_soci_index_v1(ztocs, &t.descriptor, &self.config.build_tool)
+                }
+                IndexVersion::V2 => soci_index::build_soci_index_v2(ztocs, &self.config.build_tool),
+            }
+            .map_err(doc(format!(
+                "build the SOCI index of {}",
+                t.descriptor.digest
+            )))?;
+            let blob = index.to_blob();
             self.push_manifest(
                 repo,
                 "soci-index",
-                &digest,
-                media::OCI_MANIFEST,
-                bytes.clone(),
+                &blob.digest,
+                &blob.media_type,
+                Bytes::from(blob.bytes.clone()),
                 &pushes,
             )
             .await?;
-            tracing::info!(platform = %t.platform, manifest = %t.digest, soci_index = %digest, ztocs = ztocs.len(), "SOCI index pushed");
-            soci.push((t, digest, bytes.len() as u64, ztocs.len()));
+            tracing::info!(platform = %platform_name(&t.platform), manifest = %t.descriptor.digest, soci_index = %blob.digest, ztocs = ztocs.len(), "SOCI index pushed");
+            soci.push((t, index, blob.digest, ztocs.len()));
         }
 
         if self.config.index_version == IndexVersion::V1 {
-            let (t, digest, _, n) =
+            let (t, _, digest, n) =
                 soci.into_iter()
                     .next()
                     .ok_or_else(|| PipelineError::Invalid {
@@ -498,8 +510,8 @@ impl Indexer {
                 index_tag: None,
                 index_digest: digest.clone(),
                 soci_indexes: vec![SociIndexReport {
-                    platform: t.platform.to_string(),
-                    image_manifest: t.digest.clone(),
+                    platform: platform_name(&t.platform),
+                    image_manifest: t.descriptor.digest.clone(),
                     soci_index: digest,
                     annotated_manifest: None,
                     ztocs: n,
@@ -513,56 +525,40 @@ impl Indexer {
         // V2: annotated manifests, the OCI index by digest, the tag last.
         let mut converted = Vec::new();
         let mut soci_reports = Vec::new();
-        for (t, soci_digest, soci_size, n) in &soci {
-            let (bytes, annotations) =
-                convert::annotate_manifest(&t.bytes, soci_digest).map_err(|e| {
-                    PipelineError::Invalid {
-                        step: format!("annotate manifest {}", t.digest),
-                        detail: e.to_string(),
-                    }
-                })?;
-            let bytes = Bytes::from(bytes);
-            let digest = registry::sha256_digest(&bytes);
+        for (t, index, soci_digest, n) in soci {
+            let annotated = soci_index::annotate_image_manifest(&t.manifest, &soci_digest);
             self.push_manifest(
                 repo,
                 "manifest",
-                &digest,
-                media::OCI_MANIFEST,
-                bytes.clone(),
+                &annotated.blob.digest,
+                &annotated.blob.media_type,
+                Bytes::from(annotated.blob.bytes.clone()),
                 &pushes,
             )
             .await?;
             soci_reports.push(SociIndexReport {
-                platform: t.platform.to_string(),
-                image_manifest: t.digest.clone(),
+                platform: platform_name(&t.platform),
+                image_manifest: t.descriptor.digest.clone(),
                 soci_index: soci_digest.clone(),
-                annotated_manifest: Some(digest.clone()),
-                ztocs: *n,
+                annotated_manifest: Some(annotated.blob.digest.clone()),
+                ztocs: n,
             });
-            converted.push(Converted {
-                original_digest: t.digest.clone(),
-                manifest_digest: digest,
-                manifest_size: bytes.len() as u64,
-                manifest_annotations: annotations,
-                soci_digest: soci_digest.clone(),
-                soci_size: *soci_size,
-                platform: to_platform(&t.platform),
+            converted.push(ConvertedPlatform {
+                original_manifest_digest: t.descriptor.digest.clone(),
+                annotated_manifest: annotated,
+                soci_index: index,
+                platform: t.platform.clone(),
             });
         }
-        let index_bytes = Bytes::from(
-            convert::convert_index(is_index.then_some(&top.bytes[..]), &converted).map_err(
-                |e| PipelineError::Invalid {
-                    step: "convert the image index".into(),
-                    detail: e.to_string(),
-                },
-            )?,
-        );
-        let index_digest = registry::sha256_digest(&index_bytes);
+        let index_blob = soci_index::build_converted_index(source, &converted)
+            .map_err(doc("build the converted OCI index"))?;
+        let index_digest = index_blob.digest.clone();
+        let index_bytes = Bytes::from(index_blob.bytes);
         self.push_manifest(
             repo,
             "index",
             &index_digest,
-            media::OCI_INDEX,
+            &index_blob.media_type,
             index_bytes.clone(),
             &pushes,
         )
@@ -570,7 +566,12 @@ impl Indexer {
         let index_tag = index_tag.unwrap_or_default();
         if !self.dry_run {
             self.registry
-                .put_manifest(repo, &index_tag, media::OCI_INDEX, index_bytes.clone())
+                .put_manifest(
+                    repo,
+                    &index_tag,
+                    &index_blob.media_type,
+                    index_bytes.clone(),
+                )
                 .await
                 .map_err(reg(format!(
                     "tag the OCI index {index_digest} as {index_tag}"
@@ -580,7 +581,7 @@ impl Indexer {
             .add(
                 "tag",
                 &index_tag,
-                media::OCI_INDEX,
+                &index_blob.media_type,
                 index_bytes.len() as u64,
             )
             .await;
@@ -613,105 +614,87 @@ impl Indexer {
         }
     }
 
-    fn platform_selected(&self, p: &PlatformView) -> bool {
+    fn platform_selected(&self, p: &Platform) -> bool {
+        let variant = Some(p.variant.as_str()).filter(|v| !v.is_empty());
         self.config.platforms.is_empty()
             || self
                 .config
                 .platforms
                 .iter()
-                .any(|f| f.matches(&p.os, &p.architecture, p.variant.as_deref()))
+                .any(|f| f.matches(&p.os, &p.architecture, variant))
     }
 
-    fn eligibility(&self, l: &DescriptorView) -> std::result::Result<LayerPlan, String> {
+    fn eligibility(&self, l: &Descriptor) -> std::result::Result<LayerPlan, String> {
         let Some(compression) = Compression::from_media_type(&l.media_type) else {
-            return Err(format!("unsupported media type {:?}", l.media_type));
-        };
-        if l.size < self.config.min_layer_size {
             return Err(format!(
-                "smaller than the minimum layer size ({} < {})",
-                l.size, self.config.min_layer_size
+                "left out: unsupported media type {:?}",
+                l.media_type
+            ));
+        };
+        let size = u64::try_from(l.size).unwrap_or(0);
+        if size < self.config.min_layer_size {
+            return Err(format!(
+                "left out: smaller than the minimum layer size ({size} < {})",
+                self.config.min_layer_size
             ));
         }
         Ok(LayerPlan {
             digest: l.digest.clone(),
             media_type: l.media_type.clone(),
-            size: l.size,
+            size,
             compression,
         })
     }
 
-    async fn platform_from_config(&self, repo: &str, m: &ManifestView) -> Result<PlatformView> {
+    async fn platform_from_config(&self, repo: &str, m: &Manifest) -> Result<Platform> {
         let bytes = self
             .registry
             .get_blob_bytes(repo, &m.config.digest)
             .await
             .map_err(reg("fetch the image config"))?;
-        let config: ConfigView =
-            serde_json::from_slice(&bytes).map_err(|e| PipelineError::Invalid {
-                step: format!("parse the image config {}", m.config.digest),
-                detail: e.to_string(),
-            })?;
-        Ok(config.platform())
+        oci::platform_from_image_config(&bytes).map_err(doc(format!(
+            "read the platform from the image config {}",
+            m.config.digest
+        )))
     }
 
     async fn target_from_index_entry(
         &self,
         repo: &str,
-        d: &DescriptorView,
+        entry: soci_index::PlatformManifest,
     ) -> Result<Option<Target>> {
-        if media::is_attestation(d) {
-            tracing::info!(manifest = %d.digest, "attestation manifest skipped");
-            return Ok(None);
-        }
-        if d.artifact_type
-            .as_deref()
-            .is_some_and(|t| t == media::SOCI_INDEX_V2 || t == media::SOCI_INDEX_V1)
-        {
-            return Ok(None);
-        }
-        if !d.media_type.is_empty() && !media::is_manifest(&d.media_type) {
-            tracing::info!(manifest = %d.digest, media_type = %d.media_type, "index entry is not an image manifest: skipped");
-            return Ok(None);
-        }
-        if let Some(p) = &d.platform
-            && !self.platform_selected(p)
-        {
-            tracing::info!(manifest = %d.digest, platform = %p, "platform not selected");
-            return Ok(None);
-        }
+        let digest = entry.descriptor.digest.clone();
+        let step = format!("fetch the platform manifest {digest}");
         let fetched = self
             .registry
-            .get_manifest(repo, &d.digest)
+            .get_manifest(repo, &digest)
             .await
-            .map_err(reg(format!("fetch the platform manifest {}", d.digest)))?
+            .map_err(reg(step.clone()))?
             .ok_or_else(|| PipelineError::Invalid {
-                step: format!("fetch the platform manifest {}", d.digest),
+                step: step.clone(),
                 detail: "referenced by the index but not found".into(),
             })?;
-        let manifest: ManifestView =
-            serde_json::from_slice(&fetched.bytes).map_err(|e| PipelineError::Invalid {
-                step: format!("parse the platform manifest {}", d.digest),
-                detail: e.to_string(),
-            })?;
+        let manifest = match oci::parse_image_document(&fetched.bytes, &fetched.content_type) {
+            Ok(ImageDocument::Manifest { manifest, .. }) => manifest,
+            Ok(ImageDocument::Index { .. }) | Err(OciError::UnsupportedMediaType { .. }) => {
+                tracing::info!(manifest = %digest, "index entry is not an image manifest: skipped");
+                return Ok(None);
+            }
+            Err(e) => return Err(doc(step)(e)),
+        };
         if !media::is_image_config(&manifest.config.media_type) {
-            tracing::info!(manifest = %d.digest, config = %manifest.config.media_type, "not an image manifest: skipped");
+            tracing::info!(manifest = %digest, config = %manifest.config.media_type, "not an image manifest: skipped");
             return Ok(None);
         }
-        let platform = match &d.platform {
-            Some(p) => p.clone(),
-            None => {
-                let p = self.platform_from_config(repo, &manifest).await?;
-                if !self.platform_selected(&p) {
-                    return Ok(None);
-                }
-                p
-            }
-        };
+        let descriptor = Descriptor::new(
+            &entry.descriptor.media_type,
+            &fetched.digest,
+            i64::try_from(fetched.bytes.len()).unwrap_or(i64::MAX),
+        );
         Ok(Some(Target {
-            digest: fetched.digest,
-            bytes: fetched.bytes,
+            descriptor,
             manifest,
-            platform,
+            platform: entry.platform,
         }))
     }
 
@@ -732,16 +715,15 @@ impl Indexer {
         else {
             return Ok(None);
         };
-        if !media::is_index(&existing.media_type) {
-            return Ok(None);
-        }
-        let Ok(index) = serde_json::from_slice::<IndexView>(&existing.bytes) else {
+        let Ok(ImageDocument::Index { index, .. }) =
+            oci::parse_image_document(&existing.bytes, &existing.content_type)
+        else {
             return Ok(None);
         };
         let soci_for: HashSet<&str> = index
-            .manifests
+            .manifests()
             .iter()
-            .filter(|d| d.artifact_type.as_deref() == Some(media::SOCI_INDEX_V2))
+            .filter(|d| d.artifact_type == media::MEDIA_TYPE_SOCI_INDEX_V2)
             .filter_map(|d| {
                 d.annotations
                     .get(media::ANNOTATION_IMAGE_MANIFEST_DIGEST)
@@ -750,9 +732,10 @@ impl Indexer {
             .collect();
         for t in wanted {
             let mut found = false;
-            for d in index.manifests.iter().filter(|d| {
+            for d in index.manifests().iter().filter(|d| {
                 soci_for.contains(d.digest.as_str())
-                    && d.annotations.contains_key(media::ANNOTATION_INDEX_DIGEST)
+                    && d.annotations
+                        .contains_key(media::ANNOTATION_SOCI_INDEX_DIGEST)
             }) {
                 let Some(m) = self
                     .registry
@@ -762,14 +745,14 @@ impl Indexer {
                 else {
                     continue;
                 };
-                let Ok(view) = serde_json::from_slice::<ManifestView>(&m.bytes) else {
+                let Ok(view) = Manifest::from_json(&m.bytes) else {
                     continue;
                 };
-                let same_layers = view.layers.len() == t.manifest.layers.len()
+                let same_layers = view.layers().len() == t.manifest.layers().len()
                     && view
-                        .layers
+                        .layers()
                         .iter()
-                        .zip(&t.manifest.layers)
+                        .zip(t.manifest.layers())
                         .all(|(a, b)| a.digest == b.digest);
                 if view.config.digest == t.manifest.config.digest && same_layers {
                     found = true;
@@ -870,10 +853,18 @@ impl Indexer {
     }
 }
 
+fn document_media_type(d: &ImageDocument) -> String {
+    match d {
+        ImageDocument::Manifest { media_type, .. } | ImageDocument::Index { media_type, .. } => {
+            media_type.clone()
+        }
+    }
+}
+
 /// A built (and pushed) zTOC.
 #[derive(Clone, Debug)]
 struct BuiltLayer {
-    ztoc: ZtocRef,
+    ztoc: ZtocLayer,
     seconds: f64,
 }
 
@@ -902,7 +893,7 @@ async fn push_blob(
             .map_err(reg(step))?;
     }
     pushes
-        .add(kind, digest, "application/octet-stream", body.len() as u64)
+        .add(kind, digest, media::MEDIA_TYPE_ZTOC, body.len() as u64)
         .await;
     Ok(())
 }
@@ -932,7 +923,11 @@ async fn build_and_push(
     match outcome {
         LayerOutcome::Unindexable(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: unindexable");
-            Ok(Err(reason))
+            Ok(Err(format!("left out: unindexable: {reason}")))
+        }
+        LayerOutcome::Rejected(reason) => {
+            tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: the reference would reject it too (pulled in full)");
+            Ok(Err(format!("left out: rejected: {reason}")))
         }
         LayerOutcome::Built { ztoc, elapsed } => {
             let bytes = Bytes::from(ztoc.ztoc);
@@ -953,9 +948,9 @@ async fn build_and_push(
             let size = bytes.len() as u64;
             push_blob(registry, repo, "ztoc", &digest, bytes, dry_run, pushes).await?;
             Ok(Ok(BuiltLayer {
-                ztoc: ZtocRef {
-                    digest,
-                    size,
+                ztoc: ZtocLayer {
+                    ztoc_digest: digest,
+                    ztoc_size: i64::try_from(size).unwrap_or(i64::MAX),
                     layer_digest: plan.digest.clone(),
                     layer_media_type: plan.media_type.clone(),
                     span_size: config.span_size,

@@ -158,7 +158,10 @@ fn is_transient_error(e: &reqwest::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct Manifest {
     pub bytes: Bytes,
+    /// The document's own `mediaType`, or the Content-Type when it has none.
     pub media_type: String,
+    /// The Content-Type the registry served it with (parameters stripped).
+    pub content_type: String,
     pub digest: String,
 }
 
@@ -515,11 +518,12 @@ impl RegistryClient {
                     .and_then(|m| m.as_str())
                     .map(String::from)
             })
-            .or(content_type)
+            .or_else(|| content_type.clone())
             .unwrap_or_default();
         Ok(Some(Manifest {
             bytes,
             media_type,
+            content_type: content_type.unwrap_or_default(),
             digest,
         }))
     }
