@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use bytes::Bytes;
+pub use bytes::Bytes;
+pub use reqwest::Response;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
