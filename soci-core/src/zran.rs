@@ -572,3 +572,44 @@ pub fn gzip_header_len(data: &[u8]) -> Result<usize> {
     }
     Ok(pos)
 }
+
+/// Inflates a whole (multi-member) gzip stream with no checkpointing and no hashing, and returns
+/// the number of uncompressed bytes: the baseline the zTOC build is measured against.
+pub fn bare_inflate<R: Read>(mut source: R) -> Result<u64> {
+    let mut inflater = Inflater::new(31)?;
+    let mut input = vec![0u8; INPUT_CHUNK];
+    let mut output = vec![0u8; OUTPUT_CHUNK];
+    let (mut total_in, mut total_out) = (0u64, 0u64);
+    let mut member_ended = false;
+    loop {
+        let n = source.read(&mut input).map_err(|source| Error::Io { offset: total_in, source })?;
+        if n == 0 {
+            return if member_ended {
+                Ok(total_out)
+            } else {
+                Err(Error::Rejected("the gzip stream is truncated".into()))
+            };
+        }
+        let mut pending = &input[..n];
+        while !pending.is_empty() {
+            if member_ended {
+                inflater.reset()?;
+                member_ended = false;
+            }
+            let step = inflater.inflate(pending, &mut output, zlib::Z_NO_FLUSH);
+            pending = &pending[step.consumed..];
+            total_in += step.consumed as u64;
+            total_out += step.produced as u64;
+            match step.code {
+                zlib::Z_OK => {}
+                zlib::Z_STREAM_END => member_ended = true,
+                zlib::Z_BUF_ERROR if step.consumed > 0 || step.produced > 0 => {}
+                code => {
+                    return Err(Error::Rejected(format!(
+                        "gzip data error (zlib code {code}) at compressed offset {total_in}"
+                    )));
+                }
+            }
+        }
+    }
+}
