@@ -1,8 +1,13 @@
-//! `cargo xtask setup` (not written yet).
+//! `cargo xtask setup`: installs what the tests need (runs `scripts/setup.sh`, which CI runs too).
+
+use xshell::{Shell, cmd};
 
 #[derive(clap::Args)]
 pub struct Args {}
 
 pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cargo xtask setup` is not implemented yet")
+    let sh = Shell::new()?;
+    sh.change_dir(crate::project_root());
+    cmd!(sh, "bash scripts/setup.sh").run()?;
+    Ok(())
 }
