@@ -63,7 +63,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     sh.set_var("TF_IN_AUTOMATION", "1");
     sh.set_var("TF_INPUT", "0");
     sh.set_var("CHECKPOINT_DISABLE", "1");
-    if Path::new(PROVIDER_MIRROR).join("registry.terraform.io").is_dir() {
+    if Path::new(PROVIDER_MIRROR)
+        .join("registry.terraform.io")
+        .is_dir()
+    {
         let config = temp.path().join("terraformrc");
         std::fs::write(&config, cli_config(PROVIDER_MIRROR))?;
         sh.set_var("TF_CLI_CONFIG_FILE", &config);
@@ -78,17 +81,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step("terraform fmt -check -recursive terraform");
     cmd!(sh, "{terraform} fmt -check -recursive -diff {module_src}")
         .run()
-        .context("terraform fmt found unformatted files: run `terraform fmt -recursive terraform`")?;
+        .context(
+            "terraform fmt found unformatted files: run `terraform fmt -recursive terraform`",
+        )?;
     report.push("fmt: clean".to_string());
 
     for dir in [".", "examples/basic", "examples/complete"] {
         step(&format!("terraform init + validate: {dir}"));
         let chdir = work.join(dir);
-        cmd!(sh, "{terraform} -chdir={chdir} init -backend=false -no-color")
-            .quiet()
-            .ignore_stdout()
-            .run()
-            .with_context(|| format!("terraform init failed in terraform/{dir}"))?;
+        cmd!(
+            sh,
+            "{terraform} -chdir={chdir} init -backend=false -no-color"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("terraform init failed in terraform/{dir}"))?;
         cmd!(sh, "{terraform} -chdir={chdir} validate -no-color")
             .run()
             .with_context(|| format!("terraform validate failed in terraform/{dir}"))?;
@@ -96,7 +104,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     report.push("init + validate: module, examples/basic, examples/complete".to_string());
 
     step("terraform test (mocked AWS provider)");
-    let output = cmd!(sh, "{terraform} -chdir={work} test -no-color").ignore_status().output()?;
+    let output = cmd!(sh, "{terraform} -chdir={work} test -no-color")
+        .ignore_status()
+        .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
@@ -109,18 +119,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !output.status.success() {
         bail!("terraform test failed: {summary}");
     }
-    if !summary.starts_with("Success!") || summary.contains(" 0 passed") || summary.contains("skipped") {
+    if !summary.starts_with("Success!")
+        || summary.contains(" 0 passed")
+        || summary.contains("skipped")
+    {
         bail!("terraform test ran nothing useful ({summary})");
     }
     report.push(format!("terraform test: {summary}"));
 
     step("checkov -d terraform");
-    report.push(format!("checkov: {}", checkov(&sh, &tools.checkov, &module_src, temp.path())?));
+    report.push(format!(
+        "checkov: {}",
+        checkov(&sh, &tools.checkov, &module_src, temp.path())?
+    ));
 
     if args.skip_apply {
         report.push("apply/plan/destroy against moto: NOT RUN (--skip-apply)".to_string());
     } else {
-        report.push(moto_round_trip(&sh, &tools, &root, &work, temp.path(), args.assets)?);
+        report.push(moto_round_trip(
+            &sh,
+            &tools,
+            &root,
+            &work,
+            temp.path(),
+            args.assets,
+        )?);
     }
 
     println!("\n== cargo xtask terraform: all steps passed ==");
@@ -154,17 +177,25 @@ impl Tools {
         )?;
         let version = cmd!(sh, "{terraform} version -json").quiet().read()?;
         let version: serde_json::Value = serde_json::from_str(&version)?;
-        let version = version["terraform_version"].as_str().unwrap_or("0.0.0").to_string();
+        let version = version["terraform_version"]
+            .as_str()
+            .unwrap_or("0.0.0")
+            .to_string();
         let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         if (major, minor) < (1, 7) {
-            bail!("terraform {version} is too old: `terraform test` with mock providers needs >= 1.7");
+            bail!(
+                "terraform {version} is too old: `terraform test` with mock providers needs >= 1.7"
+            );
         }
         println!("terraform {version}: {}", terraform.display());
         let checkov = find_binary("checkov", "pip install checkov")?;
         let (moto_server, python) = if apply {
             let moto = find_binary("moto_server", "pip install 'moto[server]'")?;
-            let python = find_binary("python3", "install Python 3 and `pip install 'moto[server]'` (brings boto3)")?;
+            let python = find_binary(
+                "python3",
+                "install Python 3 and `pip install 'moto[server]'` (brings boto3)",
+            )?;
             cmd!(sh, "{python} -c 'import boto3'")
                 .quiet()
                 .run()
@@ -173,7 +204,12 @@ impl Tools {
         } else {
             (None, None)
         };
-        Ok(Tools { terraform, checkov, moto_server, python })
+        Ok(Tools {
+            terraform,
+            checkov,
+            moto_server,
+            python,
+        })
     }
 }
 
@@ -266,22 +302,33 @@ fn checkov(sh: &Shell, checkov: &Path, module: &Path, temp: &Path) -> anyhow::Re
         failed += summary["failed"].as_u64().unwrap_or(0);
         skipped += summary["skipped"].as_u64().unwrap_or(0);
         errors += summary["parsing_errors"].as_u64().unwrap_or(0);
-        for check in report["results"]["skipped_checks"].as_array().into_iter().flatten() {
+        for check in report["results"]["skipped_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             println!(
                 "  skipped {} on {} ({}): {}",
                 check["check_id"].as_str().unwrap_or("?"),
                 check["resource"].as_str().unwrap_or("?"),
                 check["file_path"].as_str().unwrap_or("?"),
-                check["check_result"]["suppress_comment"].as_str().unwrap_or("no reason")
+                check["check_result"]["suppress_comment"]
+                    .as_str()
+                    .unwrap_or("no reason")
             );
         }
     }
-    let counts = format!("{passed} passed, {failed} failed, {skipped} skipped (inline, with reasons), {errors} parse errors");
+    let counts = format!(
+        "{passed} passed, {failed} failed, {skipped} skipped (inline, with reasons), {errors} parse errors"
+    );
     if failed > 0 || errors > 0 || !output.status.success() {
         bail!("checkov: {counts}");
     }
     if passed == 0 {
-        bail!("checkov scanned nothing ({counts}): is {} a Terraform module?", module.display());
+        bail!(
+            "checkov scanned nothing ({counts}): is {} a Terraform module?",
+            module.display()
+        );
     }
     Ok(counts)
 }
@@ -306,10 +353,21 @@ fn moto_round_trip(
     let aws_env = moto::aws_env(&endpoint);
 
     step("Lambda assets");
-    cmd!(sh, "{python} {stub_py} {endpoint} {ASSETS_BUCKET} --bucket-only").envs(aws_env.clone()).run()?;
+    cmd!(
+        sh,
+        "{python} {stub_py} {endpoint} {ASSETS_BUCKET} --bucket-only"
+    )
+    .envs(aws_env.clone())
+    .run()?;
     let (assets, origin) = match source {
-        AssetSource::Stub => (stub_assets(sh, python, &stub_py, &endpoint)?, "stub zips (--assets stub)".to_string()),
-        AssetSource::Publish => (publish(root, &endpoint, &aws_env)?, "cargo xtask publish".to_string()),
+        AssetSource::Stub => (
+            stub_assets(sh, python, &stub_py, &endpoint)?,
+            "stub zips (--assets stub)".to_string(),
+        ),
+        AssetSource::Publish => (
+            publish(root, &endpoint, &aws_env)?,
+            "cargo xtask publish".to_string(),
+        ),
         AssetSource::Auto => match publish(root, &endpoint, &aws_env) {
             Ok(assets) => (assets, "cargo xtask publish".to_string()),
             Err(err) => {
@@ -317,20 +375,29 @@ fn moto_round_trip(
                     "\n!!! WARNING: `cargo xtask publish` failed, the round trip uses STUB zips instead:\n!!! {err:#}\n\
                      !!! (use --assets publish to make this an error)\n"
                 );
-                (stub_assets(sh, python, &stub_py, &endpoint)?, "STUB zips: cargo xtask publish failed".to_string())
+                (
+                    stub_assets(sh, python, &stub_py, &endpoint)?,
+                    "STUB zips: cargo xtask publish failed".to_string(),
+                )
             }
         },
     };
     println!("assets ({origin}): {}", serde_json::to_string(&assets)?);
 
     let basic = work.join("examples/basic");
-    std::fs::write(basic.join("moto_override.tf"), moto::provider_override(&endpoint))?;
+    std::fs::write(
+        basic.join("moto_override.tf"),
+        moto::provider_override(&endpoint),
+    )?;
     let mut vars = serde_json::to_value(&assets)?;
     vars["region"] = moto::REGION.into();
     if vars.get("architecture").is_none() {
         vars["architecture"] = "x86_64".into();
     }
-    std::fs::write(basic.join("harness.auto.tfvars.json"), serde_json::to_string_pretty(&vars)?)?;
+    std::fs::write(
+        basic.join("harness.auto.tfvars.json"),
+        serde_json::to_string_pretty(&vars)?,
+    )?;
     let mut expect = vars.clone();
     expect["resource_prefix"] = "ecr-soci-indexer".into();
     expect["account_id"] = moto::ACCOUNT_ID.into();
@@ -339,19 +406,32 @@ fn moto_round_trip(
     let terraform = &tools.terraform;
     let plan_file = temp.join("basic.tfplan");
     step("terraform init + apply: examples/basic against moto");
-    cmd!(sh, "{terraform} -chdir={basic} init -no-color").quiet().ignore_stdout().run()?;
+    cmd!(sh, "{terraform} -chdir={basic} init -no-color")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
     let applied = (|| -> anyhow::Result<()> {
-        cmd!(sh, "{terraform} -chdir={basic} apply -auto-approve -no-color").run().context("terraform apply failed")?;
+        cmd!(
+            sh,
+            "{terraform} -chdir={basic} apply -auto-approve -no-color"
+        )
+        .run()
+        .context("terraform apply failed")?;
 
         step("terraform plan -detailed-exitcode after apply (must be 0: no changes)");
-        let status = cmd!(sh, "{terraform} -chdir={basic} plan -detailed-exitcode -no-color -out={plan_file}")
-            .ignore_status()
-            .output()?;
+        let status = cmd!(
+            sh,
+            "{terraform} -chdir={basic} plan -detailed-exitcode -no-color -out={plan_file}"
+        )
+        .ignore_status()
+        .output()?;
         print!("{}", String::from_utf8_lossy(&status.stdout));
         eprint!("{}", String::from_utf8_lossy(&status.stderr));
         match status.status.code() {
             Some(0) => println!("plan after apply: no changes"),
-            Some(2) => bail!("plan after apply is not empty (exit 2): the module does not converge"),
+            Some(2) => {
+                bail!("plan after apply is not empty (exit 2): the module does not converge")
+            }
             code => bail!("terraform plan failed (exit {code:?})"),
         }
 
@@ -364,12 +444,17 @@ fn moto_round_trip(
     })();
 
     step("terraform destroy: examples/basic");
-    let destroyed = cmd!(sh, "{terraform} -chdir={basic} destroy -auto-approve -no-color")
-        .run()
-        .context("terraform destroy failed");
+    let destroyed = cmd!(
+        sh,
+        "{terraform} -chdir={basic} destroy -auto-approve -no-color"
+    )
+    .run()
+    .context("terraform destroy failed");
     applied?;
     destroyed?;
-    let state = cmd!(sh, "{terraform} -chdir={basic} state list").quiet().read()?;
+    let state = cmd!(sh, "{terraform} -chdir={basic} state list")
+        .quiet()
+        .read()?;
     if !state.trim().is_empty() {
         bail!("resources left in state after destroy:\n{state}");
     }
@@ -384,7 +469,9 @@ fn moto_round_trip(
 }
 
 fn stub_assets(sh: &Shell, python: &Path, script: &Path, endpoint: &str) -> anyhow::Result<Assets> {
-    let out = cmd!(sh, "{python} {script} {endpoint} {ASSETS_BUCKET}").envs(moto::aws_env(endpoint)).read()?;
+    let out = cmd!(sh, "{python} {script} {endpoint} {ASSETS_BUCKET}")
+        .envs(moto::aws_env(endpoint))
+        .read()?;
     Ok(serde_json::from_str(&out)?)
 }
 
@@ -395,7 +482,15 @@ fn publish(root: &Path, endpoint: &str, env: &[(&'static str, String)]) -> anyho
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["xtask", "publish", "--bucket", ASSETS_BUCKET, "--endpoint-url", endpoint, "--json"])
+        .args([
+            "xtask",
+            "publish",
+            "--bucket",
+            ASSETS_BUCKET,
+            "--endpoint-url",
+            endpoint,
+            "--json",
+        ])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -407,7 +502,10 @@ fn publish(root: &Path, endpoint: &str, env: &[(&'static str, String)]) -> anyho
     }
     let assets = Assets::from_publish_output(&stdout)?;
     if assets.deployment_assets_bucket != ASSETS_BUCKET {
-        bail!("publish uploaded to {} instead of {ASSETS_BUCKET}", assets.deployment_assets_bucket);
+        bail!(
+            "publish uploaded to {} instead of {ASSETS_BUCKET}",
+            assets.deployment_assets_bucket
+        );
     }
     Ok(assets)
 }
@@ -420,8 +518,11 @@ struct TempDir {
 
 impl TempDir {
     fn new(keep: bool) -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-        let path = std::env::temp_dir().join(format!("soci-terraform-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("soci-terraform-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(TempDir { path, keep })
     }
@@ -460,14 +561,25 @@ mod tests {
         let src = temp.path().join("src");
         std::fs::create_dir_all(src.join(".terraform/providers")).unwrap();
         std::fs::create_dir_all(src.join("examples/basic")).unwrap();
-        for f in ["main.tf", ".terraform.lock.hcl", "terraform.tfstate", "examples/basic/main.tf", "examples/basic/x.tfvars"] {
+        for f in [
+            "main.tf",
+            ".terraform.lock.hcl",
+            "terraform.tfstate",
+            "examples/basic/main.tf",
+            "examples/basic/x.tfvars",
+        ] {
             std::fs::write(src.join(f), "").unwrap();
         }
         let dst = temp.path().join("dst");
         copy_module(&src, &dst).unwrap();
         assert!(dst.join("main.tf").is_file());
         assert!(dst.join("examples/basic/main.tf").is_file());
-        for f in [".terraform", ".terraform.lock.hcl", "terraform.tfstate", "examples/basic/x.tfvars"] {
+        for f in [
+            ".terraform",
+            ".terraform.lock.hcl",
+            "terraform.tfstate",
+            "examples/basic/x.tfvars",
+        ] {
             assert!(!dst.join(f).exists(), "{f} was copied");
         }
     }
@@ -476,7 +588,100 @@ mod tests {
     fn provider_override_points_every_service_at_moto() {
         let text = moto::provider_override("http://127.0.0.1:1");
         for service in ["lambda", "iam", "s3", "events", "logs", "ecr", "sts"] {
-            assert!(text.contains(&format!("{service:<6} = \"http://127.0.0.1:1\"")), "{service} missing:\n{text}");
+            assert!(
+                text.contains(&format!("{service:<6} = \"http://127.0.0.1:1\"")),
+                "{service} missing:\n{text}"
+            );
         }
+    }
+}
+
+/// Repository hygiene: the README's inputs and outputs tables list exactly the module's
+/// variables and outputs, with the defaults the code has.
+#[cfg(test)]
+mod readme {
+    use std::collections::BTreeMap;
+
+    fn module_file(name: &str) -> String {
+        let path = crate::project_root().join("terraform").join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// `block "name" {` ... `}` at the top level -> name -> the block's `  default = ...` text.
+    fn blocks(text: &str, kind: &str) -> BTreeMap<String, Option<String>> {
+        let mut out = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(&format!("{kind} \"")) {
+                let name = rest.split('"').next().unwrap_or_default().to_string();
+                out.insert(name.clone(), None);
+                current = Some(name);
+            } else if line == "}" {
+                current = None;
+            } else if let (Some(name), Some(rest)) = (&current, line.strip_prefix("  default ")) {
+                let value = rest.trim_start().trim_start_matches('=').trim().to_string();
+                out.insert(name.clone(), Some(value));
+            }
+        }
+        out
+    }
+
+    /// Rows of the README table under `## <section>`: first column -> the given column's text.
+    fn table(readme: &str, section: &str, column: usize) -> BTreeMap<String, String> {
+        let start = readme
+            .find(&format!("\n## {section}\n"))
+            .unwrap_or_else(|| panic!("no ## {section}"));
+        let body = &readme[start + section.len() + 5..];
+        let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+        body.lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split(" | ").collect();
+                let name = cells[0]
+                    .trim_start_matches("| ")
+                    .trim_matches('`')
+                    .to_string();
+                (
+                    name,
+                    cells
+                        .get(column)
+                        .copied()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inputs_table_matches_variables_tf() {
+        let code = blocks(&module_file("variables.tf"), "variable");
+        let readme = table(&module_file("README.md"), "Inputs", 3);
+        assert!(code.len() > 20, "parsed only {} variables", code.len());
+        let code_names: Vec<_> = code.keys().collect();
+        let readme_names: Vec<_> = readme.keys().collect();
+        assert_eq!(
+            code_names, readme_names,
+            "README inputs table and variables.tf disagree"
+        );
+        for (name, default) in &code {
+            let want = match default {
+                Some(value) => format!("`{value}`"),
+                None => "n/a".to_string(),
+            };
+            assert_eq!(readme[name], want, "README default of `{name}`");
+        }
+    }
+
+    #[test]
+    fn outputs_table_matches_outputs_tf() {
+        let code = blocks(&module_file("outputs.tf"), "output");
+        let readme = table(&module_file("README.md"), "Outputs", 1);
+        assert!(code.len() >= 9, "parsed only {} outputs", code.len());
+        assert_eq!(
+            code.keys().collect::<Vec<_>>(),
+            readme.keys().collect::<Vec<_>>()
+        );
     }
 }
