@@ -2,7 +2,9 @@
 //! hands the uncompressed bytes to a reader, and records where a consumer can restart inflation
 //! (format doc section 3). Also the reverse: inflating one span from its checkpoint.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Read};
+use std::sync::{Arc, mpsc};
 
 use libz_rs_sys as zlib;
 use sha2::{Digest, Sha256};
@@ -18,6 +20,147 @@ pub const BLOB_HEADER_SIZE: usize = 4 + 8;
 
 const INPUT_CHUNK: usize = 1 << 16;
 const OUTPUT_CHUNK: usize = 1 << 18;
+
+/// Compressed chunks in flight to the hashing thread (bounds its memory to ~4 MiB).
+const HASH_QUEUE: usize = 64;
+
+enum HashMessage {
+    /// The next compressed chunk, and how far inflate has consumed the blob: bytes before
+    /// `consumed - 1` can only belong to the current span.
+    Data { chunk: Arc<Vec<u8>>, consumed: u64 },
+    /// The current span ends at `end` (exclusive); the next starts at `restart` (<= end).
+    Boundary { end: u64, restart: u64 },
+    /// The blob ends at `end`: reply with the blob digest and all span digests.
+    Finish {
+        end: u64,
+        reply: mpsc::SyncSender<(String, Vec<String>)>,
+    },
+}
+
+/// Hashes the blob and its spans on a second thread, so sha256 runs beside inflate instead of
+/// after it (span boundaries are only known as inflate reaches the checkpoints).
+struct SpanHasherThread {
+    sender: mpsc::SyncSender<HashMessage>,
+    failed: Option<std::io::Error>,
+}
+
+fn hasher_stopped() -> std::io::Error {
+    std::io::Error::other("the span hashing thread stopped")
+}
+
+impl SpanHasherThread {
+    fn spawn() -> Result<Self> {
+        let (sender, receiver) = mpsc::sync_channel(HASH_QUEUE);
+        std::thread::Builder::new()
+            .name("soci-span-hasher".into())
+            .spawn(move || hash_worker(receiver))
+            .map_err(|source| Error::Io { offset: 0, source })?;
+        Ok(Self {
+            sender,
+            failed: None,
+        })
+    }
+
+    fn send(&self, message: HashMessage) -> std::io::Result<()> {
+        self.sender.send(message).map_err(|_| hasher_stopped())
+    }
+
+    fn boundary(&mut self, end: u64, restart: u64) {
+        if let Err(e) = self.send(HashMessage::Boundary { end, restart }) {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn finish(&mut self, end: u64) -> Result<(String, Vec<String>)> {
+        if let Some(source) = self.failed.take() {
+            return Err(Error::Io {
+                offset: end,
+                source,
+            });
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(HashMessage::Finish { end, reply })
+            .map_err(|source| Error::Io {
+                offset: end,
+                source,
+            })?;
+        answer.recv().map_err(|_| Error::Io {
+            offset: end,
+            source: hasher_stopped(),
+        })
+    }
+}
+
+fn hex_digest(hasher: Sha256) -> String {
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Feeds blob bytes `[from, to)` held in `pending` to `span`.
+fn feed_span(span: &mut Sha256, pending: &VecDeque<(u64, Arc<Vec<u8>>)>, from: u64, to: u64) {
+    for (base, chunk) in pending {
+        let chunk_end = base + chunk.len() as u64;
+        let (start, end) = (from.max(*base), to.min(chunk_end));
+        if start < end {
+            span.update(&chunk[(start - base) as usize..(end - base) as usize]);
+        }
+    }
+}
+
+fn hash_worker(receiver: mpsc::Receiver<HashMessage>) {
+    let mut blob = Sha256::new();
+    let mut span = Sha256::new();
+    let mut digests = Vec::new();
+    // Chunks whose bytes a span may still need, with their blob offsets.
+    let mut pending: VecDeque<(u64, Arc<Vec<u8>>)> = VecDeque::new();
+    let mut received = 0u64;
+    let mut span_start = 0u64;
+    let mut in_span = false;
+    while let Ok(message) = receiver.recv() {
+        match message {
+            HashMessage::Data { chunk, consumed } => {
+                blob.update(chunk.as_slice());
+                let len = chunk.len() as u64;
+                pending.push_back((received, chunk));
+                received += len;
+                let settled = consumed.saturating_sub(1);
+                if in_span && settled > span_start {
+                    feed_span(&mut span, &pending, span_start, settled);
+                    span_start = settled;
+                }
+                let keep_from = if in_span { span_start } else { 0 };
+                while pending
+                    .front()
+                    .is_some_and(|(base, chunk)| base + chunk.len() as u64 <= keep_from)
+                {
+                    pending.pop_front();
+                }
+            }
+            HashMessage::Boundary { end, restart } => {
+                if in_span {
+                    feed_span(&mut span, &pending, span_start, end);
+                    digests.push(hex_digest(std::mem::take(&mut span)));
+                }
+                in_span = true;
+                span_start = restart;
+                while pending
+                    .front()
+                    .is_some_and(|(base, chunk)| base + chunk.len() as u64 <= restart)
+                {
+                    pending.pop_front();
+                }
+            }
+            HashMessage::Finish { end, reply } => {
+                if in_span {
+                    feed_span(&mut span, &pending, span_start, end);
+                    digests.push(hex_digest(std::mem::take(&mut span)));
+                }
+                let blob = hex_digest(std::mem::take(&mut blob));
+                let _ = reply.send((blob, std::mem::take(&mut digests)));
+                return;
+            }
+        }
+    }
+}
 
 /// A restart point: inflation can resume at compressed byte `input` (with `bits` bits of the
 /// byte before it) producing uncompressed byte `output`, given the preceding 32 KiB of output.
@@ -150,11 +293,11 @@ pub struct GzipIndexer<R> {
     state: MemberState,
     span_size: u64,
 
-    input: Vec<u8>,
+    /// The compressed chunk being inflated (shared with the hashing thread).
+    input: Arc<Vec<u8>>,
     input_pos: usize,
-    input_len: usize,
-    /// Absolute blob offset of `input[0]`.
-    input_base: u64,
+    /// Compressed bytes read from the source so far.
+    total_read: u64,
 
     /// The last WINDOW_SIZE bytes of output (zeros before the start) followed by new output.
     output: Vec<u8>,
@@ -168,10 +311,7 @@ pub struct GzipIndexer<R> {
     /// The checkpoint blob under construction (header written at the end).
     pub(crate) blob: Vec<u8>,
 
-    blob_hasher: Sha256,
-    span_hasher: Sha256,
-    span_hashed_to: u64,
-    pub(crate) span_digests: Vec<String>,
+    hasher: SpanHasherThread,
 }
 
 impl<R: Read> GzipIndexer<R> {
@@ -184,10 +324,9 @@ impl<R: Read> GzipIndexer<R> {
             inflater: Inflater::new(31)?,
             state: MemberState::Inside,
             span_size,
-            input: vec![0; INPUT_CHUNK + 1],
+            input: Arc::new(Vec::new()),
             input_pos: 0,
-            input_len: 0,
-            input_base: 0,
+            total_read: 0,
             output: vec![0; WINDOW_SIZE + OUTPUT_CHUNK],
             output_read: WINDOW_SIZE,
             output_write: WINDOW_SIZE,
@@ -196,10 +335,7 @@ impl<R: Read> GzipIndexer<R> {
             last_checkpoint_out: 0,
             checkpoints: Vec::new(),
             blob,
-            blob_hasher: Sha256::new(),
-            span_hasher: Sha256::new(),
-            span_hashed_to: 0,
-            span_digests: Vec::new(),
+            hasher: SpanHasherThread::spawn()?,
         })
     }
 
@@ -219,11 +355,8 @@ impl<R: Read> GzipIndexer<R> {
             }
             self.consume(available);
         }
-        let blob_size = self.total_in;
-        self.hash_span_to(blob_size);
-        let last = std::mem::take(&mut self.span_hasher).finalize();
-        self.span_digests
-            .push(format!("sha256:{}", hex::encode(last)));
+        let blob_size = self.total_read;
+        let (blob_digest, span_digests) = self.hasher.finish(blob_size)?;
         let count = i32::try_from(self.checkpoints.len())
             .map_err(|_| Error::Rejected("too many checkpoints".into()))?;
         self.blob[0..4].copy_from_slice(&count.to_le_bytes());
@@ -231,56 +364,36 @@ impl<R: Read> GzipIndexer<R> {
         Ok(GzipIndex {
             checkpoints: self.checkpoints,
             blob: self.blob,
-            span_digests: self.span_digests,
+            span_digests,
             compressed_size: blob_size,
             uncompressed_size: self.total_out,
-            blob_digest: format!("sha256:{}", hex::encode(self.blob_hasher.finalize())),
+            blob_digest,
         })
     }
 
+    /// Reads the next compressed chunk and hands it to the hashing thread.
     fn refill(&mut self) -> std::io::Result<()> {
-        // Keep the last consumed byte: a checkpoint with `bits` starts its span one byte early.
-        let keep_from = self.input_pos.saturating_sub(1);
-        let hash_to = self.input_base + keep_from as u64;
-        self.hash_span_to(hash_to);
-        self.input.copy_within(keep_from..self.input_len, 0);
-        self.input_base += keep_from as u64;
-        self.input_len -= keep_from;
-        self.input_pos -= keep_from;
-        while !self.source_eof && self.input_len < self.input.len() {
-            let n = match self.source.read(&mut self.input[self.input_len..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+        let mut chunk = vec![0u8; INPUT_CHUNK];
+        while !self.source_eof {
+            match self.source.read(&mut chunk) {
+                Ok(0) => self.source_eof = true,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    let chunk = Arc::new(chunk);
+                    self.hasher.send(HashMessage::Data {
+                        chunk: Arc::clone(&chunk),
+                        consumed: self.total_in,
+                    })?;
+                    self.total_read += n as u64;
+                    self.input = chunk;
+                    self.input_pos = 0;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
-            };
-            if n == 0 {
-                self.source_eof = true;
-            } else {
-                self.blob_hasher
-                    .update(&self.input[self.input_len..self.input_len + n]);
-                self.input_len += n;
-                break;
             }
         }
         Ok(())
-    }
-
-    /// Feeds blob bytes `[span_hashed_to, to)` (still in the input buffer) to the span digest.
-    fn hash_span_to(&mut self, to: u64) {
-        if to <= self.span_hashed_to {
-            return;
-        }
-        let start = self
-            .span_hashed_to
-            .checked_sub(self.input_base)
-            .map(|n| n as usize);
-        let end = to.checked_sub(self.input_base).map(|n| n as usize);
-        if let (Some(start), Some(end)) = (start, end)
-            && let Some(bytes) = self.input.get(start..end)
-        {
-            self.span_hasher.update(bytes);
-        }
-        self.span_hashed_to = to;
     }
 
     fn add_checkpoint(&mut self, bits: u8) {
@@ -289,16 +402,11 @@ impl<R: Read> GzipIndexer<R> {
             output: self.total_out,
             bits,
         };
-        if !self.checkpoints.is_empty() {
-            // A span ends at the next checkpoint's first whole byte; when that checkpoint has
-            // bits, the byte holding them also starts the next span (spans overlap by one byte).
-            self.hash_span_to(checkpoint.input);
-            let digest = std::mem::take(&mut self.span_hasher).finalize();
-            self.span_digests
-                .push(format!("sha256:{}", hex::encode(digest)));
-        }
-        // The gzip header belongs to no span.
-        self.span_hashed_to = checkpoint.span_start();
+        // A span ends at the next checkpoint's first whole byte; when that checkpoint has bits,
+        // the byte holding them also starts the next span (spans overlap by one byte). The gzip
+        // header before checkpoint 0 belongs to no span.
+        self.hasher
+            .boundary(checkpoint.input, checkpoint.span_start());
         self.blob
             .extend_from_slice(&(checkpoint.input as i64).to_le_bytes());
         self.blob
@@ -312,9 +420,9 @@ impl<R: Read> GzipIndexer<R> {
 
     /// One inflate call (Z_BLOCK), refilling input first if needed.
     fn step(&mut self) -> std::io::Result<()> {
-        if self.input_pos == self.input_len {
+        if self.input_pos == self.input.len() {
             self.refill()?;
-            if self.input_pos == self.input_len {
+            if self.input_pos == self.input.len() {
                 return if self.state == MemberState::Ended {
                     self.state = MemberState::Done;
                     Ok(())
@@ -332,7 +440,7 @@ impl<R: Read> GzipIndexer<R> {
             self.state = MemberState::Inside;
         }
         let step = self.inflater.inflate(
-            &self.input[self.input_pos..self.input_len],
+            &self.input[self.input_pos..],
             &mut self.output[self.output_write..],
             zlib::Z_BLOCK,
         );
@@ -582,7 +690,10 @@ pub fn bare_inflate<R: Read>(mut source: R) -> Result<u64> {
     let (mut total_in, mut total_out) = (0u64, 0u64);
     let mut member_ended = false;
     loop {
-        let n = source.read(&mut input).map_err(|source| Error::Io { offset: total_in, source })?;
+        let n = source.read(&mut input).map_err(|source| Error::Io {
+            offset: total_in,
+            source,
+        })?;
         if n == 0 {
             return if member_ended {
                 Ok(total_out)
