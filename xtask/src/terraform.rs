@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut report = Vec::new();
     let terraform = &tools.terraform;
+    step("start");
 
     step("terraform fmt -check -recursive terraform");
     cmd!(sh, "{terraform} fmt -check -recursive -diff {module_src}")
@@ -146,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?);
     }
 
-    println!("\n== cargo xtask terraform: all steps passed ==");
+    step("cargo xtask terraform: all steps passed");
     for line in &report {
         println!("  {line}");
     }
@@ -157,7 +158,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn step(what: &str) {
-    println!("\n== {what} ==");
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    println!("\n== [{elapsed:>4} s] {what} ==");
 }
 
 /// The tools this needs, found up front so a missing one fails before any work is done.
