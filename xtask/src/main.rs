@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function.
 
 mod bench;
+mod demo;
 mod e2e;
 mod index;
 mod package;
@@ -28,6 +29,8 @@ enum Command {
     /// Benchmarks (zTOC build throughput against a bare inflate, end-to-end indexing).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Start a local registry, push a generated two-platform image and index it (no AWS needed).
+    Demo(demo::Args),
     /// Index an image in any OCI registry, the way the Lambda does.
     Index(index::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ztoc(args) => ztoc::run(args),
         Command::Bench(bench) => bench::run(bench),
+        Command::Demo(args) => demo::run(args),
         Command::Index(args) => index::run(args),
         Command::Package(args) => package::run(args),
         Command::Publish(args) => publish::run(args),
