@@ -485,6 +485,15 @@ fn start_pass<'c, 'a>(
             artifact.sha256_base64
         );
     }
+    ensure!(
+        generator_config.arn == deployment.generator_arn
+            && filter_config.arn == deployment.filter_arn,
+        "the Lambda API's ARNs ({}, {}) differ from Terraform's outputs ({}, {})",
+        filter_config.arn,
+        generator_config.arn,
+        deployment.filter_arn,
+        deployment.generator_arn
+    );
     let env = |c: &FunctionConfig, k: &str| c.env.get(k).cloned().unwrap_or_default();
     ensure!(
         env(&filter_config, "soci_repository_image_tag_filters") == format!("{INCLUDED_REPO}:*"),
@@ -653,8 +662,10 @@ fn status_of(record: &Record) -> String {
 
 fn describe(record: &Record) -> String {
     format!(
-        "{} attempt {} {}: {}",
+        "{} ({:?} invocation {}) attempt {} {}: {}",
         record.function,
+        record.invocation_type,
+        record.request_id,
         record.attempt,
         if record.outcome.is_success() {
             "succeeded"

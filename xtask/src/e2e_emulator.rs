@@ -63,8 +63,6 @@ pub struct Record {
     pub attempt: u32,
     pub payload: Vec<u8>,
     pub outcome: Outcome,
-    /// Order of completion (index in the record list).
-    pub seq: usize,
 }
 
 impl Record {
@@ -127,7 +125,6 @@ impl Inner {
     /// Records an attempt's outcome; requeues a failed async attempt while retries remain.
     fn finish(&self, state: &mut State, function: &str, flight: InFlight, outcome: Outcome) {
         let pending = flight.pending;
-        let seq = state.records.len();
         state.records.push(Record {
             function: function.to_string(),
             request_id: pending.request_id.clone(),
@@ -135,7 +132,6 @@ impl Inner {
             attempt: pending.attempt,
             payload: pending.payload.clone(),
             outcome: outcome.clone(),
-            seq,
         });
         if let Some(responder) = &pending.responder {
             let _ = responder.send(outcome.clone());
@@ -364,7 +360,6 @@ fn accept_loop(inner: &Arc<Inner>, listener: &TcpListener, function: Option<&str
 pub(crate) struct Request {
     pub method: String,
     pub path: String,
-    pub query: String,
     /// Names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -404,7 +399,7 @@ pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return Err(invalid(format!("bad request line {line:?}")));
     };
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
     let headers = read_headers(reader)?;
     let header = |name: &str| {
         headers
@@ -423,7 +418,6 @@ pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<
     Ok(Some(Request {
         method: method.to_string(),
         path: path.to_string(),
-        query: query.to_string(),
         headers,
         body,
     }))
@@ -798,7 +792,6 @@ fn runtime_api(
                 inner.finish(&mut state, name, flight, Outcome::Error(body.clone()));
             }
             // Keep the init error visible even without any invocation.
-            let seq = state.records.len();
             state.records.push(Record {
                 function: name.to_string(),
                 request_id: "init".into(),
@@ -806,7 +799,6 @@ fn runtime_api(
                 attempt: 0,
                 payload: Vec::new(),
                 outcome: Outcome::Error(body),
-                seq,
             });
             drop(state);
             write_response(

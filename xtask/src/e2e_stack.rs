@@ -714,20 +714,3 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
-
-/// Polls `check` until it yields `Some`, at most `timeout`.
-pub fn wait_for<T>(
-    timeout: Duration,
-    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<Option<T>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check()? {
-            return Ok(Some(value));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
