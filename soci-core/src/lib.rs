@@ -36,5 +36,5 @@ pub use build::{
     BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, ReferenceBuild, build_reference_ztoc,
     build_ztoc,
 };
-pub use zran::bare_inflate;
 pub use verify::{LayerSource, VerifyReport, extract_file, verify};
+pub use zran::bare_inflate;

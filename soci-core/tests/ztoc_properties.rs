@@ -9,10 +9,22 @@ use soci_core::{BuildOptions, Compression, build_ztoc, extract_file, verify};
 
 #[derive(Clone, Debug)]
 enum Node {
-    File { name: String, content: Vec<u8>, mode: u32 },
-    Dir { name: String },
-    Symlink { name: String, target: String },
-    HardLink { name: String, target_index: usize },
+    File {
+        name: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        name: String,
+    },
+    Symlink {
+        name: String,
+        target: String,
+    },
+    HardLink {
+        name: String,
+        target_index: usize,
+    },
 }
 
 fn content() -> impl Strategy<Value = Vec<u8>> {
@@ -52,12 +64,19 @@ fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
         .enumerate()
         .filter_map(|(i, node)| {
             let name = match &node {
-                Node::File { name, .. } | Node::Dir { name } | Node::Symlink { name, .. } | Node::HardLink { name, .. } => {
+                Node::File { name, .. }
+                | Node::Dir { name }
+                | Node::Symlink { name, .. }
+                | Node::HardLink { name, .. } => {
                     format!("n{i}/{name}")
                 }
             };
             seen.insert(name.clone()).then(|| match node {
-                Node::File { content, mode, .. } => Node::File { name, content, mode },
+                Node::File { content, mode, .. } => Node::File {
+                    name,
+                    content,
+                    mode,
+                },
                 Node::Dir { .. } => Node::Dir { name },
                 Node::Symlink { target, .. } => Node::Symlink { name, target },
                 Node::HardLink { target_index, .. } => Node::HardLink { name, target_index },
@@ -81,17 +100,25 @@ fn tar_bytes(nodes: &[Node]) -> Vec<u8> {
         header.set_uid(1000);
         header.set_gid(1000);
         match node {
-            Node::File { name, content, mode } => {
+            Node::File {
+                name,
+                content,
+                mode,
+            } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(*mode);
                 header.set_size(content.len() as u64);
-                builder.append_data(&mut header, name, content.as_slice()).unwrap();
+                builder
+                    .append_data(&mut header, name, content.as_slice())
+                    .unwrap();
             }
             Node::Dir { name } => {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(0o755);
                 header.set_size(0);
-                builder.append_data(&mut header, format!("{name}/"), std::io::empty()).unwrap();
+                builder
+                    .append_data(&mut header, format!("{name}/"), std::io::empty())
+                    .unwrap();
             }
             Node::Symlink { name, target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -100,7 +127,9 @@ fn tar_bytes(nodes: &[Node]) -> Vec<u8> {
                 builder.append_link(&mut header, name, target).unwrap();
             }
             Node::HardLink { name, target_index } => {
-                let Some(target) = files.get(target_index % files.len().max(1)) else { continue };
+                let Some(target) = files.get(target_index % files.len().max(1)) else {
+                    continue;
+                };
                 header.set_entry_type(tar::EntryType::Link);
                 header.set_mode(0o644);
                 header.set_size(0);
@@ -113,7 +142,10 @@ fn tar_bytes(nodes: &[Node]) -> Vec<u8> {
 
 /// Gzips `data` as one member per piece, cutting at the given fractions.
 fn gzip_members(data: &[u8], cuts: &[f64], levels: &[u32]) -> Vec<u8> {
-    let mut points: Vec<usize> = cuts.iter().map(|f| (f * data.len() as f64) as usize).collect();
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|f| (f * data.len() as f64) as usize)
+        .collect();
     points.push(0);
     points.push(data.len());
     points.sort_unstable();
@@ -121,12 +153,15 @@ fn gzip_members(data: &[u8], cuts: &[f64], levels: &[u32]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, pair) in points.windows(2).enumerate() {
         let level = levels[i % levels.len()];
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        let mut encoder =
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
         encoder.write_all(&data[pair[0]..pair[1]]).unwrap();
         out.extend(encoder.finish().unwrap());
     }
     if data.is_empty() {
-        out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(levels[0])).finish().unwrap();
+        out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(levels[0]))
+            .finish()
+            .unwrap();
     }
     out
 }
@@ -173,7 +208,11 @@ proptest! {
 
 #[test]
 fn a_digest_mismatch_is_reported() {
-    let tar = tar_bytes(&[Node::File { name: "a".into(), content: b"hello".to_vec(), mode: 0o644 }]);
+    let tar = tar_bytes(&[Node::File {
+        name: "a".into(),
+        content: b"hello".to_vec(),
+        mode: 0o644,
+    }]);
     let options = BuildOptions {
         span_size: 1024,
         build_tool: "t".into(),
@@ -181,5 +220,8 @@ fn a_digest_mismatch_is_reported() {
         expected_digest: Some("sha256:0000".into()),
     };
     let err = build_ztoc(tar.as_slice(), &options).unwrap_err();
-    assert!(matches!(err, soci_core::Error::DigestMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, soci_core::Error::DigestMismatch { .. }),
+        "{err}"
+    );
 }
