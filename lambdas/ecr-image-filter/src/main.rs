@@ -6,7 +6,14 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let config = Config::from_env()?;
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            // Logged (one JSON line) so the reason shows in CloudWatch, then fail the init.
+            tracing::error!(error = %err, "invalid configuration");
+            return Err(err.into());
+        }
+    };
     let invoker = SdkInvoker::from_env().await;
     tracing::info!(
         filters = ?config.filters.iter().map(|g| g.as_str()).collect::<Vec<_>>(),

@@ -1,0 +1,327 @@
+//! `cargo xtask publish` against moto server: upload, re-upload skipped, objects equal the local
+//! zips, the printed module inputs, and one-line errors (missing bucket, no credentials, access
+//! denied from a stub endpoint). The zips are real zip files made here with a manifest as
+//! `package` writes it, so these tests need no cross build.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use test_support::{Moto, TempDir};
+
+const FUNCTIONS: [&str; 2] = ["ecr-image-filter", "soci-index-generator"];
+const ARCHES: [&str; 2] = ["x86_64", "arm64"];
+const INPUT_NAMES: [&str; 6] = [
+    "deployment_assets_bucket",
+    "ecr_image_filter_lambda_asset_path",
+    "soci_index_generator_lambda_asset_path",
+    "ecr_image_filter_lambda_source_code_hash",
+    "soci_index_generator_lambda_source_code_hash",
+    "architecture",
+];
+
+/// Writes `<function>-<arch>.zip` files and manifest.json into `dir`.
+fn fake_package(dir: &Path) {
+    let mut artifacts = Vec::new();
+    for function in FUNCTIONS {
+        for arch in ARCHES {
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+            writer.start_file("bootstrap", options).unwrap();
+            writer
+                .write_all(format!("#!/bin/sh\necho {function} {arch}\n").as_bytes())
+                .unwrap();
+            let bytes = writer.finish().unwrap().into_inner();
+            let file = format!("{function}-{arch}.zip");
+            std::fs::write(dir.join(&file), &bytes).unwrap();
+            let digest = Sha256::digest(&bytes);
+            artifacts.push(serde_json::json!({
+                "function": function,
+                "architecture": arch,
+                "file": file,
+                "size": bytes.len(),
+                "sha256": hex::encode(digest),
+                "sha256_base64": base64::engine::general_purpose::STANDARD.encode(digest),
+            }));
+        }
+    }
+    let manifest = serde_json::json!({ "artifacts": artifacts });
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
+fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_SESSION_TOKEN",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run xtask")
+}
+
+const CREDS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+];
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_uploads_once_and_prints_module_inputs() {
+    let moto =
+        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let client = s3(&moto.endpoint).await;
+    client
+        .create_bucket()
+        .bucket("assets")
+        .send()
+        .await
+        .unwrap();
+    let dir = TempDir::new("xtask-publish").unwrap();
+    fake_package(dir.path());
+    let dir_arg = dir.path().to_str().unwrap();
+    let args = [
+        "publish",
+        "--bucket",
+        "assets",
+        "--endpoint-url",
+        &moto.endpoint,
+        "--region",
+        "us-east-1",
+        "--dir",
+        dir_arg,
+        "--json",
+    ];
+
+    let out = xtask(&args, &CREDS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("uploading").count(),
+        4,
+        "{}",
+        stderr(&out)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for name in INPUT_NAMES {
+        assert!(json[name].is_string(), "top level lacks {name}: {json:#}");
+    }
+    assert_eq!(json["architecture"], "x86_64");
+    assert_eq!(json["deployment_assets_bucket"], "assets");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    for arch in ARCHES {
+        let inputs = &json["architectures"][arch];
+        assert_eq!(inputs["architecture"], arch);
+        for (function, field) in [
+            ("ecr-image-filter", "ecr_image_filter"),
+            ("soci-index-generator", "soci_index_generator"),
+        ] {
+            let entry = manifest["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["function"] == function && a["architecture"] == arch)
+                .unwrap();
+            let key = inputs[format!("{field}_lambda_asset_path")]
+                .as_str()
+                .unwrap();
+            let sha = entry["sha256"].as_str().unwrap();
+            assert_eq!(
+                key,
+                format!("soci-index-builder/{function}-{arch}-{sha}.zip")
+            );
+            assert_eq!(
+                inputs[format!("{field}_lambda_source_code_hash")],
+                entry["sha256_base64"]
+            );
+            let object = client
+                .get_object()
+                .bucket("assets")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            let local = std::fs::read(dir.path().join(entry["file"].as_str().unwrap())).unwrap();
+            assert_eq!(
+                bytes.as_ref(),
+                local.as_slice(),
+                "{key} differs from the local zip"
+            );
+        }
+    }
+    for name in INPUT_NAMES {
+        assert_eq!(
+            json[name], json["architectures"]["x86_64"][name],
+            "top level = x86_64's inputs"
+        );
+    }
+
+    // Again: everything is already there.
+    let again = xtask(&args, &CREDS);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stderr(&again).matches("already present").count(),
+        4,
+        "{}",
+        stderr(&again)
+    );
+    assert!(!stderr(&again).contains("uploading"), "{}", stderr(&again));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+
+    // One architecture, HCL, prefix, and the SDK's AWS_ENDPOINT_URL instead of --endpoint-url.
+    let out = xtask(
+        &[
+            "publish", "--bucket", "assets", "--arch", "arm64", "--prefix", "custom/p", "--dir",
+            dir_arg,
+        ],
+        &[
+            CREDS[0],
+            CREDS[1],
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hcl = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(hcl.matches("# architecture: arm64").count(), 1, "{hcl}");
+    assert!(!hcl.contains("x86_64"), "{hcl}");
+    for name in INPUT_NAMES {
+        assert!(
+            hcl.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing in:\n{hcl}"
+        );
+    }
+    assert!(hcl.contains("\"custom/p/ecr-image-filter-arm64-"), "{hcl}");
+    let listed = client
+        .list_objects_v2()
+        .bucket("assets")
+        .prefix("custom/p/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_errors_are_one_clear_line() {
+    let moto =
+        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let dir = TempDir::new("xtask-publish-errors").unwrap();
+    fake_package(dir.path());
+    let dir_arg = dir.path().to_str().unwrap();
+
+    let out = xtask(
+        &[
+            "publish",
+            "--bucket",
+            "no-such-bucket",
+            "--endpoint-url",
+            &moto.endpoint,
+            "--region",
+            "us-east-1",
+            "--dir",
+            dir_arg,
+        ],
+        &CREDS,
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bucket \"no-such-bucket\" does not exist"),
+        "{err}"
+    );
+
+    let out = xtask(
+        &[
+            "publish",
+            "--bucket",
+            "assets",
+            "--endpoint-url",
+            &moto.endpoint,
+            "--region",
+            "us-east-1",
+            "--dir",
+            dir_arg,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // An endpoint that denies everything, as S3 does for a bucket of another account.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 16384];
+            let _ = stream.read(&mut buf);
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let out = xtask(
+        &[
+            "publish",
+            "--bucket",
+            "assets",
+            "--endpoint-url",
+            &endpoint,
+            "--region",
+            "us-east-1",
+            "--dir",
+            dir_arg,
+        ],
+        &CREDS,
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("access denied to bucket \"assets\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
