@@ -8,28 +8,32 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use soci_index_generator::config::{Config, IndexVersion, PlatformFilter, RegistryTarget};
-use soci_index_generator::registry::{Bytes, Response, sha256_digest};
+use soci_index_generator::registry::Response;
 use soci_index_generator::{Credentials, ImageRef, Indexer, Outcome, RegistryClient, RetryPolicy};
+
+/// Images generated in code (shared by the benchmark and `cargo xtask demo`).
+#[path = "index_image.rs"]
+pub(crate) mod image;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Image reference: `host[:port]/repository[:tag][@sha256:...]`, e.g. `127.0.0.1:5000/app:v1`.
-    reference: String,
+    pub(crate) reference: String,
     /// Talk HTTP instead of HTTPS to the registry.
     #[arg(long)]
-    plain_http: bool,
+    pub(crate) plain_http: bool,
     /// Build a V1 index (with `subject`, untagged) instead of V2.
     #[arg(long)]
-    v1: bool,
+    pub(crate) v1: bool,
     /// Platforms to index (`os/arch[/variant]`), repeatable; default: all.
     #[arg(long = "platform")]
-    platforms: Vec<String>,
+    pub(crate) platforms: Vec<String>,
     /// Build everything, push nothing; print what would be pushed.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print this process's peak RSS (VmHWM) to stderr at the end (used by the benchmark).
     #[arg(long, hide = true)]
-    report_rss: bool,
+    pub(crate) report_rss: bool,
 }
 
 /// `host[:port]`, repository, tag, digest.
@@ -56,7 +60,7 @@ fn parse_reference(
     Ok((host.to_string(), repository, tag, digest))
 }
 
-fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -74,8 +78,9 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    init_logs();
+/// The indexer and image `args` describe: configuration from the environment (as the Lambda
+/// reads it), then the command line on top.
+pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
     let (host, repository, tag, digest) = parse_reference(&args.reference)?;
     let url = format!(
         "{}://{host}",
@@ -124,20 +129,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         digest,
         tag,
     };
+    Ok((indexer, image))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    init_logs();
+    let (indexer, image) = prepare(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime
         .block_on(indexer.run(&image))
         .with_context(|| format!("indexing {}", args.reference))?;
     print_outcome(&outcome, args.dry_run)?;
-    if args.report_rss
-        && let Some(kib) = peak_rss_kib()
-    {
-        eprintln!("VmHWM: {kib} kB");
+    if args.report_rss {
+        if let Some(kib) = peak_rss_kib() {
+            eprintln!("VmHWM: {kib} kB");
+        }
+        if let Some(cpu) = cpu_seconds() {
+            eprintln!("CPU seconds: {cpu:.2}");
+        }
     }
     Ok(())
 }
 
-fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
+pub(crate) fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match outcome {
         Outcome::Indexed {
@@ -176,80 +190,114 @@ pub struct BenchArgs {
     /// Total uncompressed size of the three layers, in MiB.
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
+    /// Measurement rounds (each: one download, one indexing run); every round is printed.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
 }
 
-/// Deterministic content: 1 MiB blocks alternating text-like (compressible) and xorshift noise.
-struct Content {
-    x: u64,
-    produced: u64,
+/// What the indexing child reported.
+struct ChildRun {
+    seconds: f64,
+    peak_rss_kib: u64,
+    cpu_seconds: f64,
+    stdout: String,
 }
 
-impl Content {
-    fn new(seed: u64) -> Self {
-        Self {
-            x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            produced: 0,
+/// This process's user + system CPU time (all threads), from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture Rust targets.
+    Some((utime + stime) / 100.0)
+}
+
+fn index_child(registry: &str, repo: &str, suffix: &str) -> anyhow::Result<ChildRun> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let started = Instant::now();
+    let output = Command::new(exe)
+        .args([
+            "index",
+            &format!("{registry}/{repo}:v1"),
+            "--plain-http",
+            "--report-rss",
+        ])
+        .env("min_layer_size", "0")
+        .env("index_tag_suffix", suffix)
+        .output()
+        .context("running the indexing child")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!("indexing failed ({}): {stdout}\n{stderr}", output.status);
+    }
+    if !stdout.contains(&format!("tagged v1{suffix}")) {
+        bail!("the indexing child did not index the image:\n{stdout}\n{stderr}");
+    }
+    let field = |name: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+    };
+    let peak_rss_kib = field("VmHWM:")
+        .and_then(|v| v.parse().ok())
+        .context("the child did not report its peak RSS")?;
+    let cpu_seconds = field("CPU seconds:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok(ChildRun {
+        seconds,
+        peak_rss_kib,
+        cpu_seconds,
+        stdout,
+    })
+}
+
+/// Downloads every blob with the same client and concurrency as the indexer, bytes discarded.
+/// Returns seconds, bytes and the CPU seconds this process spent.
+fn download_all(
+    runtime: &tokio::runtime::Runtime,
+    client: &Arc<RegistryClient>,
+    repo: &'static str,
+    digests: &[String],
+    concurrency: usize,
+) -> anyhow::Result<(f64, u64, f64)> {
+    let cpu_before = cpu_seconds().unwrap_or(f64::NAN);
+    let (elapsed, bytes) = runtime.block_on(async {
+        let started = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut set = tokio::task::JoinSet::new();
+        for digest in digests {
+            let digest = digest.clone();
+            let client = client.clone();
+            let permits = permits.clone();
+            set.spawn(async move {
+                let _p = permits.acquire_owned().await?;
+                let resp = client.get_blob(repo, &digest).await?;
+                drain_response(resp).await
+            });
         }
-    }
-}
-
-impl std::io::Read for Content {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        const WORDS: [&[u8]; 8] = [
-            b"seekable ",
-            b"oci ",
-            b"layer ",
-            b"lazy ",
-            b"loading ",
-            b"container ",
-            b"image\n",
-            b"zran ",
-        ];
-        let block = 1 << 20;
-        let in_block = (block - (self.produced % block)) as usize;
-        let n = buf.len().min(in_block).min(64 * 1024);
-        let noisy = (self.produced / block) % 3 == 1;
-        let mut i = 0;
-        while i < n {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 7;
-            self.x ^= self.x << 17;
-            if noisy {
-                let bytes = self.x.to_le_bytes();
-                let k = (n - i).min(8);
-                buf[i..i + k].copy_from_slice(&bytes[..k]);
-                i += k;
-            } else {
-                let w = WORDS[(self.x % 8) as usize];
-                let k = (n - i).min(w.len());
-                buf[i..i + k].copy_from_slice(&w[..k]);
-                i += k;
-            }
+        let mut bytes = 0u64;
+        while let Some(r) = set.join_next().await {
+            bytes += r??;
         }
-        self.produced += n as u64;
-        Ok(n)
-    }
-}
-
-/// A gzip tar layer of `size` uncompressed bytes of file content (a few files).
-fn make_layer(seed: u64, size: u64) -> anyhow::Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let files = 4;
-    for i in 0..files {
-        let len = size / files;
-        let mut h = tar::Header::new_ustar();
-        h.set_path(format!("bench/{seed}/file{i}.bin"))?;
-        h.set_mode(0o644);
-        h.set_size(len);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        tar.append(&h, std::io::Read::take(Content::new(seed * 100 + i), len))?;
-    }
-    Ok(tar.into_inner()?.finish()?)
+        anyhow::Ok((started.elapsed(), bytes))
+    })?;
+    let cpu = cpu_seconds().unwrap_or(f64::NAN) - cpu_before;
+    Ok((elapsed.as_secs_f64(), bytes, cpu))
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build; figures only mean something with `cargo run --release -p xtask -- bench index`"
+        );
+    }
     let registry = test_support::Registry::start()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("starting docker-registry (install it with `cargo xtask setup`)")?;
@@ -266,106 +314,96 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let repo = "bench/app";
     let total = args.size_mib << 20;
     let sizes = [total * 45 / 100, total * 35 / 100, total * 20 / 100];
-    let mut layers = Vec::new();
     let started = Instant::now();
+    let mut layers = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
-        let blob = make_layer(i as u64 + 1, *size)?;
-        let digest = sha256_digest(&blob);
-        let len = blob.len();
-        runtime.block_on(client.push_blob(repo, &digest, Bytes::from(blob)))?;
+        let seed = i as u64 + 1;
+        let files = 4;
+        let entries: Vec<image::Entry> = (0..files)
+            .map(|f| {
+                image::Entry::File(
+                    format!("bench/{seed}/file{f}.bin"),
+                    size / files,
+                    seed * 100 + f,
+                )
+            })
+            .collect();
+        let layer = image::gzip_tar_layer(&entries)?;
         eprintln!(
-            "layer {i}: {} MiB uncompressed, {} MiB gzip, {digest}",
-            size >> 20,
-            len >> 20
+            "layer {i}: {} MiB uncompressed, {} MiB gzip, {}",
+            layer.uncompressed >> 20,
+            layer.gzip.len() >> 20,
+            layer.digest
         );
-        layers.push((digest, len));
+        layers.push(layer);
     }
-    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = sha256_digest(config);
-    runtime.block_on(client.push_blob(repo, &config_digest, Bytes::from_static(config)))?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": layers.iter().map(|(d, s)| serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s})).collect::<Vec<_>>(),
-    });
-    runtime.block_on(client.put_manifest(
+    let manifest = runtime.block_on(image::push_image(
+        &client,
         repo,
-        "v1",
-        "application/vnd.oci.image.manifest.v1+json",
-        Bytes::from(serde_json::to_vec(&manifest)?),
+        Some("v1"),
+        "amd64",
+        &layers.iter().collect::<Vec<_>>(),
     ))?;
+    let digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
+    let uncompressed: u64 = layers.iter().map(|l| l.uncompressed).sum();
+    drop(layers);
     eprintln!(
-        "image generated and pushed in {:.1} s",
+        "image {} generated and pushed in {:.1} s",
+        manifest.digest,
         started.elapsed().as_secs_f64()
     );
 
-    // Baseline: download every blob with the same client and concurrency, bytes discarded.
-    let concurrency = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let download = runtime.block_on(async {
-        let started = Instant::now();
-        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let mut set = tokio::task::JoinSet::new();
-        for (digest, _) in layers.clone() {
-            let client = client.clone();
-            let permits = permits.clone();
-            set.spawn(async move {
-                let _p = permits.acquire_owned().await;
-                let resp = client.get_blob(repo, &digest).await?;
-                drain_response(resp).await
-            });
-        }
-        let mut bytes = 0u64;
-        while let Some(r) = set.join_next().await {
-            bytes += r??;
-        }
-        anyhow::Ok((started.elapsed(), bytes))
-    })?;
+    // The indexer's layer concurrency (its default), for the baseline too.
+    let concurrency = Config::default().concurrency;
+    // Warm-up, not measured: the registry's files are in the page cache for both measurements.
+    download_all(&runtime, &client, repo, &digests, concurrency)?;
 
-    // Indexing, end to end, in a child process (its peak RSS is its own).
-    let exe = std::env::current_exe()?;
-    let started = Instant::now();
-    let output = Command::new(exe)
-        .args([
-            "index",
-            &format!("{}/{repo}:v1", registry.addr),
-            "--plain-http",
-            "--report-rss",
-        ])
-        .env("min_layer_size", "0")
-        .output()
-        .context("running the indexing child")?;
-    let index_time = started.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!(
-            "indexing failed: {}\n{stderr}",
-            String::from_utf8_lossy(&output.stdout)
+    let mut downloads = Vec::new();
+    let mut runs = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let (secs, bytes, cpu) = download_all(&runtime, &client, repo, &digests, concurrency)?;
+        // A fresh `<tag><suffix>` per round, so every round indexes and pushes for real.
+        let run = index_child(&registry.addr, repo, &format!("-soci{round}"))?;
+        if round == 1 {
+            print!("{}", run.stdout);
+        }
+        println!(
+            "round {round}: download {secs:.2} s ({:.0} MiB/s, {cpu:.2} CPU s) | index {:.2} s ({:.2} CPU s, peak RSS {:.1} MiB) | ratio {:.2}",
+            bytes as f64 / 1048576.0 / secs,
+            run.seconds,
+            run.cpu_seconds,
+            run.peak_rss_kib as f64 / 1024.0,
+            run.seconds / secs
         );
+        downloads.push((secs, bytes));
+        runs.push(run);
     }
-    let rss_kib: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("the child did not report its peak RSS")?;
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    let (download_time, bytes) = download;
-    let ratio = index_time.as_secs_f64() / download_time.as_secs_f64();
-    let rss_mib = rss_kib as f64 / 1024.0;
+    let (download_s, bytes) = downloads
+        .iter()
+        .copied()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .context("no rounds")?;
+    let index_s = runs
+        .iter()
+        .map(|r| r.seconds)
+        .min_by(f64::total_cmp)
+        .context("no rounds")?;
+    let rss_mib = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let ratio = index_s / download_s;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "compressed bytes:        {:.1} MiB in 3 layers ({} MiB uncompressed)",
+        "compressed bytes:        {:.1} MiB in 3 layers ({:.0} MiB uncompressed)",
         bytes as f64 / 1048576.0,
-        args.size_mib
+        uncompressed as f64 / 1048576.0
     );
     println!(
-        "download only:           {:.2} s ({:.0} MiB/s)",
-        download_time.as_secs_f64(),
-        bytes as f64 / 1048576.0 / download_time.as_secs_f64()
+        "download only (best):    {download_s:.2} s ({:.0} MiB/s compressed)",
+        bytes as f64 / 1048576.0 / download_s
     );
-    println!("index end to end:        {:.2} s", index_time.as_secs_f64());
+    println!(
+        "index end to end (best): {index_s:.2} s ({:.0} MiB/s uncompressed), child process incl. start-up",
+        uncompressed as f64 / 1048576.0 / index_s
+    );
     println!(
         "ratio index/download:    {ratio:.2} (target <= 1.25){}",
         if ratio <= 1.25 {
@@ -375,12 +413,20 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     );
     println!(
-        "peak RSS of indexing:    {rss_mib:.1} MiB (target <= 128 MiB){}",
+        "peak RSS of indexing:    {rss_mib:.1} MiB (max over rounds; target <= 128 MiB){}",
         if rss_mib <= 128.0 {
             ""
         } else {
             "  ** over target **"
         }
+    );
+    println!(
+        "machine:                 {} CPUs available, load average {}",
+        concurrency,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     Ok(())
 }
