@@ -63,6 +63,7 @@ fn parse_reference(
 pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -132,13 +133,46 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
     Ok((indexer, image))
 }
 
+/// The error and its sources in one line, each message once (the generator's errors include
+/// their source's text in their own, as the Lambda reports them).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+/// Runs the indexer on `image`; errors carry the reference, their whole chain, and a hint when
+/// the registry is plain HTTP but was spoken to in TLS.
+pub(crate) fn index(
+    runtime: &tokio::runtime::Runtime,
+    indexer: &Indexer,
+    image: &ImageRef,
+    args: &Args,
+) -> anyhow::Result<Outcome> {
+    runtime.block_on(indexer.run(image)).map_err(|e| {
+        let mut message = format!("indexing {}: {}", args.reference, error_chain(&e));
+        if !args.plain_http
+            && (message.contains("InvalidContentType") || message.contains("corrupt message"))
+        {
+            message.push_str(" (the registry answers plain HTTP: add --plain-http)");
+        }
+        anyhow::anyhow!(message)
+    })
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logs();
     let (indexer, image) = prepare(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let outcome = runtime
-        .block_on(indexer.run(&image))
-        .with_context(|| format!("indexing {}", args.reference))?;
+    let outcome = index(&runtime, &indexer, &image, &args)?;
     print_outcome(&outcome, args.dry_run)?;
     if args.report_rss {
         if let Some(kib) = peak_rss_kib() {
@@ -173,6 +207,9 @@ pub(crate) fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<
                 )?;
             }
             match index_tag {
+                Some(tag) if dry_run => {
+                    writeln!(out, "index {index_digest} would be tagged {tag}")?
+                }
                 Some(tag) => writeln!(out, "index {index_digest} tagged {tag}")?,
                 None => writeln!(
                     out,
