@@ -439,10 +439,23 @@ impl<R: Read> GzipIndexer<R> {
             self.inflater.reset().map_err(std::io::Error::other)?;
             self.state = MemberState::Inside;
         }
+        // Block boundaries matter only once more than a span has been produced since the last
+        // checkpoint (and before the first): until then inflate without stopping at every
+        // block, capping the output so that no boundary that could qualify is passed. zlib only
+        // stops at block ends in Z_BLOCK mode, and each stop costs an internal window copy.
+        let since_last = self.total_out - self.last_checkpoint_out;
+        let space = self.output.len() - self.output_write;
+        let (flush, space) =
+            if self.checkpoints.is_empty() || self.total_out == 0 || since_last >= self.span_size {
+                (zlib::Z_BLOCK, space)
+            } else {
+                let cap = usize::try_from(self.span_size - since_last).unwrap_or(usize::MAX);
+                (zlib::Z_NO_FLUSH, space.min(cap))
+            };
         let step = self.inflater.inflate(
             &self.input[self.input_pos..],
-            &mut self.output[self.output_write..],
-            zlib::Z_BLOCK,
+            &mut self.output[self.output_write..self.output_write + space],
+            flush,
         );
         self.input_pos += step.consumed;
         self.total_in += step.consumed as u64;

@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
-use soci_core::ztoc::{ALGORITHM_UNCOMPRESSED, TarZinfo, Ztoc};
 use soci_core::zran::CheckpointBlob;
+use soci_core::ztoc::{ALGORITHM_UNCOMPRESSED, TarZinfo, Ztoc};
 use soci_core::{BuildOptions, Compression, build_reference_ztoc, build_ztoc};
 
 /// Our own build tool identifier (written into every zTOC we build).
@@ -64,13 +64,26 @@ enum ZtocCommand {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        ZtocCommand::Build { layer, span, build_tool, compression, digest, allow_unindexable, output } => {
+        ZtocCommand::Build {
+            layer,
+            span,
+            build_tool,
+            compression,
+            digest,
+            allow_unindexable,
+            output,
+        } => {
             let compression = match compression {
                 Some(CompressionArg::Gzip) => Compression::Gzip,
                 Some(CompressionArg::Uncompressed) => Compression::Uncompressed,
                 None => sniff_compression(&layer)?,
             };
-            let options = BuildOptions { span_size: span, build_tool, compression, expected_digest: digest };
+            let options = BuildOptions {
+                span_size: span,
+                build_tool,
+                compression,
+                expected_digest: digest,
+            };
             let file = open(&layer)?;
             let started = Instant::now();
             let built = if allow_unindexable {
@@ -80,7 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             .with_context(|| format!("building the zTOC of {}", layer.display()))?;
             let seconds = started.elapsed().as_secs_f64();
-            std::fs::write(&output, &built.ztoc).with_context(|| format!("writing {}", output.display()))?;
+            std::fs::write(&output, &built.ztoc)
+                .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
                 "{}: {} entries, {} spans, zTOC {} bytes, layer {} ({} bytes, {} uncompressed) in {seconds:.2} s ({:.0} MB/s uncompressed)",
                 output.display(),
@@ -95,16 +109,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         ZtocCommand::Info { ztoc } => {
-            let bytes = std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
+            let bytes =
+                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
             let info = info_json(&bytes).with_context(|| format!("decoding {}", ztoc.display()))?;
             println!("{}", serde_json::to_string_pretty(&info)?);
             Ok(())
         }
         ZtocCommand::Verify { ztoc, layer } => {
-            let bytes = std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
+            let bytes =
+                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
             let layer_file = open_raw(&layer)?;
-            let report = soci_core::verify(&bytes, &layer_file)
-                .with_context(|| format!("verifying {} against {}", ztoc.display(), layer.display()))?;
+            let report = soci_core::verify(&bytes, &layer_file).with_context(|| {
+                format!("verifying {} against {}", ztoc.display(), layer.display())
+            })?;
             if report.is_ok() {
                 println!(
                     "ok: {} spans and {} entries pass the consumer's checks",
@@ -115,16 +132,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 for problem in &report.problems {
                     println!("problem: {problem}");
                 }
-                bail!("{} problem(s): a consumer would reject this zTOC", report.problems.len())
+                bail!(
+                    "{} problem(s): a consumer would reject this zTOC",
+                    report.problems.len()
+                )
             }
         }
-        ZtocCommand::Extract { ztoc, layer, path, output } => {
-            let bytes = std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
+        ZtocCommand::Extract {
+            ztoc,
+            layer,
+            path,
+            output,
+        } => {
+            let bytes =
+                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
             let layer_file = open_raw(&layer)?;
             let data = soci_core::extract_file(&bytes, &layer_file, &path)
                 .with_context(|| format!("extracting {path:?}"))?;
             match output {
-                Some(output) => std::fs::write(&output, &data).with_context(|| format!("writing {}", output.display()))?,
+                Some(output) => std::fs::write(&output, &data)
+                    .with_context(|| format!("writing {}", output.display()))?,
                 None => std::io::stdout().write_all(&data)?,
             }
             Ok(())
@@ -143,7 +170,11 @@ fn open(path: &Path) -> anyhow::Result<BufReader<std::fs::File>> {
 fn sniff_compression(path: &Path) -> anyhow::Result<Compression> {
     let mut magic = [0u8; 2];
     let n = open_raw(path)?.read(&mut magic)?;
-    Ok(if n == 2 && magic == [0x1f, 0x8b] { Compression::Gzip } else { Compression::Uncompressed })
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Compression::Gzip
+    } else {
+        Compression::Uncompressed
+    })
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -163,8 +194,10 @@ fn info_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
             let spans = starts
                 .iter()
                 .enumerate()
-                .map(|(i, &s)| json!({"index": i, "compressed_start": s, "uncompressed_start": s,
-                    "digest": ztoc.span_digests.get(i).map(|d| lossy(d))}))
+                .map(|(i, &s)| {
+                    json!({"index": i, "compressed_start": s, "uncompressed_start": s,
+                    "digest": ztoc.span_digests.get(i).map(|d| lossy(d))})
+                })
                 .collect();
             ("uncompressed", zinfo.span_size, starts, spans)
         } else {
@@ -226,47 +259,87 @@ pub struct BenchArgs {
     child: Option<PathBuf>,
 }
 
-/// Generates a deterministic tar of mixed content (text, random, zeros, repetitive binary)
-/// and gzips it at level 6.
+/// Generates a deterministic tar whose content mixes what image layers hold: machine-code-like
+/// binaries (35%), text (30%), already-compressed assets (20%), mostly-zero files (10%) and
+/// repetitive data (5%), gzipped at level 6.
 fn generate_layer(path: &Path, size: u64) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::new(6));
-    let mut tar = TarWriter { out: gz, written: 0 };
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::new(6));
+    let mut tar = TarWriter {
+        out: gz,
+        written: 0,
     };
-    let words = ["layer", "span", "checkpoint", "index", "manifest", "registry", "lambda", "the", "of", "container"];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let vocabulary: Vec<Vec<u8>> = (0..2000)
+        .map(|_| {
+            let len = 2 + next() % 9;
+            (0..len).map(|_| b'a' + (next() % 26) as u8).collect()
+        })
+        .collect();
+    let snippets: Vec<Vec<u8>> = (0..512)
+        .map(|_| {
+            let len = 2 + next() % 12;
+            (0..len).map(|_| (next() % 256) as u8).collect()
+        })
+        .collect();
     let mut file_no = 0u64;
     while tar.written < size {
-        let kind = file_no % 4;
-        let len = 4096 + next() % (4 << 20);
-        let mut data = Vec::with_capacity(len as usize);
-        match kind {
-            0 => {
-                while (data.len() as u64) < len {
-                    data.extend_from_slice(words[(next() % words.len() as u64) as usize].as_bytes());
-                    data.push(if next() % 12 == 0 { b'\n' } else { b' ' });
+        let len = (4096 + next() % (3 << 20)) as usize;
+        let mut data = Vec::with_capacity(len + 64);
+        match file_no % 20 {
+            0..=6 => {
+                while data.len() < len {
+                    // Skewed snippet choice, like opcode frequencies, with operand bytes.
+                    let pick = (next() % 512).min(next() % 512) as usize;
+                    data.extend_from_slice(&snippets[pick]);
+                    for _ in 0..next() % 4 {
+                        data.push((next() % 256) as u8);
+                    }
                 }
             }
-            1 => {
-                while (data.len() as u64) < len {
+            7..=12 => {
+                while data.len() < len {
+                    let pick = (next() % 2000).min(next() % 2000) as usize;
+                    data.extend_from_slice(&vocabulary[pick]);
+                    match next() % 16 {
+                        0 => data.extend_from_slice(b".\n"),
+                        1 => data.extend_from_slice(format!(" {} ", next() % 100_000).as_bytes()),
+                        _ => data.push(b' '),
+                    }
+                }
+            }
+            13..=16 => {
+                while data.len() < len {
                     data.extend_from_slice(&next().to_le_bytes());
                 }
             }
-            2 => data.resize(len as usize, 0),
+            17 | 18 => {
+                data.resize(len, 0);
+                for _ in 0..len / 64 {
+                    let at = (next() % len as u64) as usize;
+                    data[at] = (next() % 256) as u8;
+                }
+            }
             _ => {
-                let pattern: Vec<u8> = (0..64).map(|_| (next() % 7) as u8).collect();
-                while (data.len() as u64) < len {
+                let pattern: Vec<u8> = (0..256).map(|_| (next() % 256) as u8).collect();
+                while data.len() < len {
                     data.extend_from_slice(&pattern);
                 }
             }
         }
-        data.truncate(len as usize);
-        tar.file(&format!("data/{:03}/file-{file_no}.bin", file_no % 97), &data)?;
+        data.truncate(len);
+        tar.file(
+            &format!("usr/lib/{:03}/file-{file_no}.bin", file_no % 97),
+            &data,
+        )?;
         file_no += 1;
     }
     tar.out.write_all(&[0u8; 1024])?;
@@ -341,7 +414,10 @@ fn measure_child(layer: &Path) -> anyhow::Result<serde_json::Value> {
         .output()
         .context("running the measuring child")?;
     if !output.status.success() {
-        bail!("zTOC build child failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "zTOC build child failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(serde_json::from_slice(&output.stdout)?)
 }
@@ -363,26 +439,37 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(layer) = args.child {
         return bench_child(&layer);
     }
-    let dir = args.dir.unwrap_or_else(|| crate::project_root().join("target/bench"));
+    let dir = args
+        .dir
+        .unwrap_or_else(|| crate::project_root().join("target/bench"));
     std::fs::create_dir_all(&dir)?;
     let mut results = Vec::new();
     for (label, size_mb) in [("full", args.size_mb), ("quarter", args.size_mb / 4)] {
-        let layer = dir.join(format!("mixed-{size_mb}mb.tar.gz"));
+        let layer = dir.join(format!("layer-mix-{size_mb}mb.tar.gz"));
         if !layer.exists() {
-            eprintln!("generating {} ({size_mb} MB uncompressed, gzip -6)...", layer.display());
+            eprintln!(
+                "generating {} ({size_mb} MB uncompressed, gzip -6)...",
+                layer.display()
+            );
             let partial = layer.with_extension("partial");
             generate_layer(&partial, size_mb * 1_000_000)?;
             std::fs::rename(&partial, &layer)?;
         }
         let compressed = std::fs::metadata(&layer)?.len();
-        let (inflate_s, uncompressed) = best_of(3, || Ok(soci_core::zran::bare_inflate(open(&layer)?)?))?;
+        let (inflate_s, uncompressed) =
+            best_of(3, || Ok(soci_core::zran::bare_inflate(open(&layer)?)?))?;
         let mut build_runs = Vec::new();
         for _ in 0..3 {
             build_runs.push(measure_child(&layer)?);
         }
         let best = build_runs
             .iter()
-            .min_by(|a, b| a["seconds"].as_f64().partial_cmp(&b["seconds"].as_f64()).unwrap_or(std::cmp::Ordering::Equal))
+            .min_by(|a, b| {
+                a["seconds"]
+                    .as_f64()
+                    .partial_cmp(&b["seconds"].as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .cloned()
             .context("no build runs")?;
         let build_s = best["seconds"].as_f64().unwrap_or(f64::NAN);
@@ -391,19 +478,41 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .arg("import sys,time,zlib\nf=open(sys.argv[1],'rb');d=zlib.decompressobj(31);t=time.perf_counter();n=0\nwhile True:\n  b=f.read(1<<20)\n  if not b: break\n  while b:\n    n+=len(d.decompress(b)); b=d.unused_data\n    if b: d=zlib.decompressobj(31)\nprint(time.perf_counter()-t, n)")
             .arg(&layer)
             .output();
-        let python_s = python
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next().and_then(|s| s.parse::<f64>().ok()));
+        let python_s = python.ok().filter(|o| o.status.success()).and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+        });
         let ztoc_bytes = best["ztoc_bytes"].as_u64().unwrap_or(0);
-        let peak_kib = build_runs.iter().filter_map(|r| r["peak_rss_kib"].as_u64()).max().unwrap_or(0);
+        let peak_kib = build_runs
+            .iter()
+            .filter_map(|r| r["peak_rss_kib"].as_u64())
+            .max()
+            .unwrap_or(0);
         let mb = uncompressed as f64 / 1e6;
-        println!("== {label} layer: {mb:.0} MB uncompressed, {:.0} MB gzip -6, zTOC {ztoc_bytes} bytes", compressed as f64 / 1e6);
-        println!("  bare inflate (zlib-rs):    {inflate_s:.3} s  {:.0} MB/s", mb / inflate_s);
-        println!("  zTOC build:                {build_s:.3} s  {:.0} MB/s", mb / build_s);
-        println!("  build / bare inflate:      {:.3}  (target <= 1.10)", build_s / inflate_s);
+        println!(
+            "== {label} layer: {mb:.0} MB uncompressed, {:.0} MB gzip -6, zTOC {ztoc_bytes} bytes",
+            compressed as f64 / 1e6
+        );
+        println!(
+            "  bare inflate (zlib-rs):    {inflate_s:.3} s  {:.0} MB/s",
+            mb / inflate_s
+        );
+        println!(
+            "  zTOC build:                {build_s:.3} s  {:.0} MB/s",
+            mb / build_s
+        );
+        println!(
+            "  build / bare inflate:      {:.3}  (target <= 1.10)",
+            build_s / inflate_s
+        );
         match python_s {
-            Some(p) => println!("  python zlib inflate:       {p:.3} s  {:.0} MB/s  (build is {:.2}x faster; target > 1)", mb / p, p / build_s),
+            Some(p) => println!(
+                "  python zlib inflate:       {p:.3} s  {:.0} MB/s  (build is {:.2}x faster; target > 1)",
+                mb / p,
+                p / build_s
+            ),
             None => println!("  python zlib inflate:       not measured (python3 failed)"),
         }
         println!(
@@ -411,7 +520,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             peak_kib as f64 / 1024.0,
             32.0 + ztoc_bytes as f64 / 1048576.0
         );
-        results.push((label, peak_kib, ztoc_bytes, build_s / inflate_s, python_s.map(|p| p / build_s)));
+        results.push((
+            label,
+            peak_kib,
+            ztoc_bytes,
+            build_s / inflate_s,
+            python_s.map(|p| p / build_s),
+        ));
     }
     Ok(())
 }
