@@ -21,7 +21,7 @@ fi
 PIP="python3 -m pip"
 $PIP install -q --disable-pip-version-check 'moto[server]>=5.1' ziglang cargo-zigbuild cargo-lambda checkov
 
-rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >/dev/null
 
 command -v terraform >/dev/null || {
   echo "terraform is not installed: install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install)" >&2
