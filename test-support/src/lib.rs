@@ -57,7 +57,10 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            format!("`{name}` not found on PATH: run `cargo xtask setup` (or .ci/run) to install it").into()
+            format!(
+                "`{name}` not found on PATH: run `cargo xtask setup` (or .ci/run) to install it"
+            )
+            .into()
         })
 }
 
@@ -65,7 +68,10 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
 pub fn http_status(addr: &str, path: &str) -> Result<u16> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head)?;
     let status = std::str::from_utf8(&head[9..12])?.parse()?;
@@ -117,7 +123,11 @@ impl Registry {
     /// `SOCI_TEST_REGISTRY` when set.
     pub fn start() -> Result<Self> {
         if let Ok(addr) = std::env::var("SOCI_TEST_REGISTRY") {
-            return Ok(Self { addr, _service: Service { child: None }, _dir: None });
+            return Ok(Self {
+                addr,
+                _service: Service { child: None },
+                _dir: None,
+            });
         }
         let binary = find_binary("docker-registry")?;
         let dir = TempDir::new("soci-registry")?;
@@ -142,7 +152,11 @@ impl Registry {
         let ready = wait_until_ready(&mut child, "docker-registry", &addr, "/v2/");
         let service = Service { child: Some(child) };
         ready?;
-        Ok(Self { addr, _service: service, _dir: Some(dir) })
+        Ok(Self {
+            addr,
+            _service: service,
+            _dir: Some(dir),
+        })
     }
 }
 
@@ -157,7 +171,10 @@ impl Moto {
     /// Starts `moto_server` on a free port, or uses `SOCI_TEST_AWS_ENDPOINT` when set.
     pub fn start() -> Result<Self> {
         if let Ok(endpoint) = std::env::var("SOCI_TEST_AWS_ENDPOINT") {
-            return Ok(Self { endpoint, _service: Service { child: None } });
+            return Ok(Self {
+                endpoint,
+                _service: Service { child: None },
+            });
         }
         let binary = find_binary("moto_server")?;
         let port = free_port()?;
@@ -171,7 +188,10 @@ impl Moto {
         let ready = wait_until_ready(&mut child, "moto_server", &addr, "/moto-api/");
         let service = Service { child: Some(child) };
         ready?;
-        Ok(Self { endpoint: format!("http://{addr}"), _service: service })
+        Ok(Self {
+            endpoint: format!("http://{addr}"),
+            _service: service,
+        })
     }
 }
 

@@ -16,7 +16,10 @@ mod ztoc;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "soci-lambda developer and release commands")]
+#[command(
+    name = "cargo xtask",
+    about = "soci-lambda developer and release commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -38,10 +38,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let started = Instant::now();
-    step("cargo test", cmd!(sh, "cargo test --workspace --locked").run(), started);
+    step(
+        "cargo test",
+        cmd!(sh, "cargo test --workspace --locked").run(),
+        started,
+    );
     if !args.skip_terraform {
         let started = Instant::now();
-        step("xtask terraform", cmd!(sh, "{xtask} terraform").run(), started);
+        step(
+            "xtask terraform",
+            cmd!(sh, "{xtask} terraform").run(),
+            started,
+        );
     }
     if !args.skip_e2e {
         let started = Instant::now();
