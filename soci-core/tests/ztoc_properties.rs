@@ -71,7 +71,7 @@ fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
                     format!("n{i}/{name}")
                 }
             };
-            seen.insert(name.clone()).then(|| match node {
+            seen.insert(name.clone()).then_some(match node {
                 Node::File { content, mode, .. } => Node::File {
                     name,
                     content,
