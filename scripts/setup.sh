@@ -11,6 +11,9 @@ apt_packages=()
 command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v qemu-aarch64-static >/dev/null || apt_packages+=(qemu-user-static)
 command -v unzip >/dev/null || apt_packages+=(unzip)
+command -v readelf >/dev/null || apt_packages+=(binutils)
+# The arm64 Lambda binaries link glibc dynamically: qemu needs the arm64 loader and libraries.
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || apt_packages+=(libc6-arm64-cross libgcc-s1-arm64-cross)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${apt_packages[@]}"
