@@ -28,7 +28,9 @@
 //! 4. **Push and trigger**: a generated two-platform image (linux/amd64, linux/arm64/v8; real
 //!    gzip tar layers, two above 1 MiB, one below) is pushed to `e2e/app:<tag>`; the ECR "Image
 //!    Action" event EventBridge would send is checked against the deployed rule with
-//!    `TestEventPattern`, then delivered to the filter as EventBridge does (async invoke).
+//!    `TestEventPattern` (against moto, whose `TestEventPattern` is an unimplemented stub, with
+//!    moto's own `EventPattern` matcher, the code its `PutEvents` routes with, run by
+//!    `python3`), then delivered to the filter as EventBridge does (async invoke).
 //! 5. **The graph**: `<tag>-soci` is an OCI index whose annotated manifests
 //!    (`com.amazon.soci.index-digest`) and SOCI index descriptors match per platform; each SOCI
 //!    index (v2, `{}` config, build tool annotation) lists exactly the layers >= 1 MiB, and every
@@ -355,8 +357,101 @@ struct Delivery {
     generator: Vec<Record>,
 }
 
+/// How an event is matched against the rule's pattern.
+enum Matcher {
+    /// EventBridge's `TestEventPattern`.
+    Api,
+    /// moto's `EventPattern` (Python), when the endpoint is moto.
+    Moto(PathBuf),
+}
+
+impl Matcher {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Api => "EventBridge TestEventPattern",
+            Self::Moto(_) => "moto's EventPattern; moto does not implement TestEventPattern",
+        }
+    }
+}
+
+fn test_event_pattern(
+    cx: &Ctx<'_>,
+    pattern: &str,
+    event: &serde_json::Value,
+) -> anyhow::Result<bool> {
+    let out = cx.rt.block_on(async {
+        cx.events
+            .test_event_pattern()
+            .event_pattern(pattern)
+            .event(event.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "TestEventPattern: {}",
+                    aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+                )
+            })
+    })?;
+    Ok(out.result())
+}
+
+const MOTO_MATCH_PY: &str = "import json, sys\n\
+from moto.events.models import EventPattern\n\
+print(json.dumps(EventPattern.load(sys.argv[1]).matches_event(json.loads(sys.argv[2]))))\n";
+
+fn moto_matches(
+    python: &std::path::Path,
+    pattern: &str,
+    event: &serde_json::Value,
+) -> anyhow::Result<bool> {
+    let output = std::process::Command::new(python)
+        .args(["-c", MOTO_MATCH_PY, pattern, &event.to_string()])
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {} with moto's EventPattern", python.display()))?;
+    ensure!(
+        output.status.success(),
+        "moto's EventPattern failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match String::from_utf8_lossy(&output.stdout).trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => bail!("moto's EventPattern printed {other:?}"),
+    }
+}
+
+/// Picks the matcher: `TestEventPattern` when it answers a trivially matching probe with true.
+fn choose_matcher(cx: &Ctx<'_>, account: &str) -> anyhow::Result<Matcher> {
+    let probe = image::push_event(
+        account,
+        &cx.region,
+        INCLUDED_REPO,
+        "sha256:0",
+        "probe",
+        MEDIA_TYPE_OCI_INDEX,
+    );
+    if test_event_pattern(cx, r#"{"source":["aws.ecr"]}"#, &probe)? {
+        return Ok(Matcher::Api);
+    }
+    ensure!(
+        matches!(cx.aws, AwsSide::Moto(_)),
+        "{}: TestEventPattern does not match a trivially matching event (is it implemented there?)",
+        cx.aws.describe()
+    );
+    let python = test_support::find_binary("python3").map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "moto does not implement TestEventPattern: matching with moto's own EventPattern instead"
+    );
+    Ok(Matcher::Moto(python))
+}
+
 struct Pass<'c, 'a> {
     cx: &'c mut Ctx<'a>,
+    matcher: Matcher,
     arch: Arch,
     deployment: &'c Deployment,
     filter: Running,
@@ -572,8 +667,10 @@ fn start_pass<'c, 'a>(
     }
     let generator = started.pop().context("generator not started")?;
     let filter = started.pop().context("filter not started")?;
+    let matcher = choose_matcher(cx, &account)?;
     Ok(Pass {
         cx,
+        matcher,
         arch,
         deployment,
         filter,
@@ -681,24 +778,14 @@ impl Pass<'_, '_> {
         self.cx.registry.client()
     }
 
-    /// Does the deployed rule match `event` (EventBridge's own matcher, TestEventPattern)?
+    /// Does the deployed rule match `event`? EventBridge's `TestEventPattern`, or, where the
+    /// endpoint is our moto (whose `TestEventPattern` is an unimplemented stub that answers
+    /// nothing), moto's own matcher, the code its `PutEvents` routes events with.
     fn rule_matches(&self, event: &serde_json::Value) -> anyhow::Result<bool> {
-        let out = self.cx.rt.block_on(async {
-            self.cx
-                .events
-                .test_event_pattern()
-                .event_pattern(&self.pattern)
-                .event(event.to_string())
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "TestEventPattern: {}",
-                        aws_sdk_eventbridge::error::DisplayErrorContext(&e)
-                    )
-                })
-        })?;
-        Ok(out.result())
+        match &self.matcher {
+            Matcher::Api => test_event_pattern(self.cx, &self.pattern, event),
+            Matcher::Moto(python) => moto_matches(python, &self.pattern, event),
+        }
     }
 
     /// Checks the rule matches `event`, delivers it to the filter as EventBridge does (async
@@ -857,8 +944,9 @@ impl Pass<'_, '_> {
             .context("the generator's outcome has no index_digest")?
             .to_string();
         checks.push(format!(
-            "{}: push event matches the rule (TestEventPattern); filter invoked the generator asynchronously (202); generator indexed {INCLUDED_REPO}:{tag} -> {index_tag} {index_digest}",
-            self.arch
+            "{}: push event matches the rule ({}); filter invoked the generator asynchronously (202); generator indexed {INCLUDED_REPO}:{tag} -> {index_tag} {index_digest}",
+            self.arch,
+            self.matcher.name()
         ));
         Ok((image, index_digest))
     }
@@ -918,7 +1006,7 @@ impl Pass<'_, '_> {
             "repeat: {index_tag} moved to {now:?}"
         );
         checks.push(format!(
-            "{arch}: the same event twice: {} , {index_tag} unchanged",
+            "{arch}: the same event twice: {}, {index_tag} unchanged",
             status_of(run)
         ));
 

@@ -10,7 +10,8 @@ use soci_core::oci::{
     ANNOTATION_BUILD_TOOL_IDENTIFIER, ANNOTATION_IMAGE_LAYER_DIGEST,
     ANNOTATION_IMAGE_MANIFEST_DIGEST, ANNOTATION_SOCI_INDEX_DIGEST, ANNOTATION_SPAN_SIZE,
     EMPTY_JSON_CONFIG, Index, MEDIA_TYPE_OCI_IMAGE_CONFIG, MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SOCI_INDEX_V2, MEDIA_TYPE_ZTOC, Manifest,
+    MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SOCI_INDEX_V2, MEDIA_TYPE_ZTOC, Manifest, Platform,
+    normalize_platform,
 };
 use soci_index_generator::RegistryClient;
 
@@ -24,6 +25,17 @@ pub struct GraphReport {
     pub ztocs: usize,
     pub spans_checked: usize,
     pub entries_checked: usize,
+}
+
+/// The normalized `os/arch[/variant]` of a generated platform image.
+fn platform_name(image: &super::image::PlatformImage) -> String {
+    normalize_platform(&Platform {
+        os: image.os.to_string(),
+        architecture: image.architecture.to_string(),
+        variant: image.variant.unwrap_or_default().to_string(),
+        ..Platform::default()
+    })
+    .display_name()
 }
 
 /// Checks everything under `<repository>:<index_tag>` against the pushed `image`.
@@ -72,10 +84,12 @@ pub async fn check_graph(
     let mut manifests: BTreeMap<String, (String, String)> = BTreeMap::new(); // platform -> (manifest digest, soci index digest)
     let mut soci_descriptors: BTreeMap<String, (String, String)> = BTreeMap::new(); // platform -> (soci digest, manifest digest)
     for descriptor in index.manifests() {
+        // By the normalized platform (containerd's `platforms.Normalize`: the SOCI descriptor of
+        // linux/arm64/v8 says linux/arm64, as the reference writes it).
         let platform = descriptor
             .platform
             .as_ref()
-            .map(|p| p.display_name())
+            .map(|p| normalize_platform(p).display_name())
             .with_context(|| {
                 format!(
                     "{index_tag}: descriptor {} has no platform",
@@ -128,14 +142,7 @@ pub async fn check_graph(
             );
         }
     }
-    let want: BTreeSet<String> = image
-        .platforms
-        .iter()
-        .map(|p| match p.variant {
-            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-            None => format!("{}/{}", p.os, p.architecture),
-        })
-        .collect();
+    let want: BTreeSet<String> = image.platforms.iter().map(platform_name).collect();
     ensure!(
         manifests.keys().cloned().collect::<BTreeSet<_>>() == want,
         "{index_tag}: annotated manifests for {:?}, want {want:?}",
@@ -148,10 +155,7 @@ pub async fn check_graph(
     );
 
     for source in &image.platforms {
-        let platform = match source.variant {
-            Some(v) => format!("{}/{}/{v}", source.os, source.architecture),
-            None => format!("{}/{}", source.os, source.architecture),
-        };
+        let platform = platform_name(source);
         let (manifest_digest, annotated_soci) = &manifests[&platform];
         let (soci_digest, soci_manifest_ref) = &soci_descriptors[&platform];
         ensure!(
