@@ -800,7 +800,7 @@ mod tests {
         assert_eq!(GoTime::parse_rfc3339(&t.to_rfc3339_utc().unwrap()), Some(t));
         assert_eq!(
             GoTime::parse_rfc3339("2023-11-14T14:13:20.12-08:00"),
-            Some(GoTime::unix(1_700_000_000 + 8 * 3600, 120_000_000))
+            Some(GoTime::unix(1_700_000_000, 120_000_000))
         );
     }
 
@@ -818,7 +818,7 @@ mod tests {
 
     #[test]
     fn pax_records_parse_and_fold_sparse_offsets() {
-        let data = b"13 path=a/b\n30 GNU.sparse.offset=0\n32 GNU.sparse.numbytes=10\n";
+        let data = b"12 path=a/b\n23 GNU.sparse.offset=0\n26 GNU.sparse.numbytes=10\n";
         let records = parse_pax(data).unwrap();
         assert_eq!(records.get(&b"path"[..]).unwrap(), b"a/b");
         assert_eq!(records.get(&b"GNU.sparse.map"[..]).unwrap(), b"0,10");

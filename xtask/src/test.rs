@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     step(
         "cargo test",
-        cmd!(sh, "cargo test --workspace --locked").run(),
+        cmd!(sh, "cargo test --workspace --locked --no-fail-fast").run(),
         started,
     );
     if !args.skip_terraform {
