@@ -33,9 +33,10 @@ pub struct Args {
     #[arg(long)]
     skip_apply: bool,
     /// Where the Lambda zips for the moto round trip come from: `publish` runs `cargo xtask
-    /// publish --json` and fails if it fails; `stub` uploads two tiny zips; `auto` tries publish
-    /// and falls back to stubs with a warning.
-    #[arg(long, value_enum, default_value_t = AssetSource::Auto)]
+    /// publish --json` and fails if it fails (the default, as in CI: the apply must deploy the
+    /// real zips); `stub` uploads two tiny zips; `auto` tries publish and falls back to stubs
+    /// with a warning.
+    #[arg(long, value_enum, default_value_t = AssetSource::Publish)]
     assets: AssetSource,
     /// Keep the temporary directory (module copy, state, plans, moto log) and print its path.
     #[arg(long)]
