@@ -133,22 +133,6 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
     Ok((indexer, image))
 }
 
-/// The error and its sources in one line, each message once (the generator's errors include
-/// their source's text in their own, as the Lambda reports them).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
-}
-
 /// Runs the indexer on `image`; errors carry the reference, their whole chain, and a hint when
 /// the registry is plain HTTP but was spoken to in TLS.
 pub(crate) fn index(
@@ -158,7 +142,11 @@ pub(crate) fn index(
     args: &Args,
 ) -> anyhow::Result<Outcome> {
     runtime.block_on(indexer.run(image)).map_err(|e| {
-        let mut message = format!("indexing {}: {}", args.reference, error_chain(&e));
+        let mut message = format!(
+            "indexing {}: {}",
+            args.reference,
+            soci_index_generator::error_chain(&e)
+        );
         if !args.plain_http
             && (message.contains("InvalidContentType") || message.contains("corrupt message"))
         {

@@ -40,3 +40,19 @@ pub use config::{Config, IndexVersion};
 pub use event::{EcrImageAction, EcrImageActionEvent};
 pub use pipeline::{ImageRef, Indexer, Outcome, PipelineError};
 pub use registry::{Credentials, RegistryClient, RetryPolicy};
+
+/// The error and its sources in one line, each message once (our errors include their
+/// source's text in their own, as the Lambda reports them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}

@@ -45,25 +45,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     }),
                     Err(e) => Err(Diagnostic {
                         error_type: "SociIndexGeneratorError".into(),
-                        error_message: error_chain(&e),
+                        error_message: soci_index_generator::error_chain(&e),
                     }),
                 }
             }
         },
     ))
     .await
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
 }
