@@ -788,6 +788,25 @@ impl Pass<'_, '_> {
         }
     }
 
+    /// Delivers `event` and checks that the filter skipped it without invoking the generator.
+    fn deliver_expecting_skip(
+        &mut self,
+        event: &serde_json::Value,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let delivery = self.deliver(event)?;
+        ensure!(
+            status_of(&delivery.filter[0]) == "skipped",
+            "{what}: {}",
+            describe(&delivery.filter[0])
+        );
+        ensure!(
+            delivery.generator.is_empty(),
+            "{what}: the generator was invoked"
+        );
+        Ok(())
+    }
+
     /// Checks the rule matches `event`, delivers it to the filter as EventBridge does (async
     /// invoke, 202), waits until the filter and everything it invoked are done.
     fn deliver(&mut self, event: &serde_json::Value) -> anyhow::Result<Delivery> {
@@ -1017,16 +1036,7 @@ impl Pass<'_, '_> {
             &index_tag,
             MEDIA_TYPE_OCI_INDEX,
         );
-        let delivery = self.deliver(&event)?;
-        ensure!(
-            status_of(&delivery.filter[0]) == "skipped",
-            "-soci push: {}",
-            describe(&delivery.filter[0])
-        );
-        ensure!(
-            delivery.generator.is_empty(),
-            "-soci push invoked the generator"
-        );
+        self.deliver_expecting_skip(&event, "-soci push")?;
         checks.push(format!(
             "{arch}: the {index_tag} push event is skipped by the filter (no loop)"
         ));
@@ -1039,16 +1049,7 @@ impl Pass<'_, '_> {
             "",
             MEDIA_TYPE_OCI_MANIFEST,
         );
-        let delivery = self.deliver(&event)?;
-        ensure!(
-            status_of(&delivery.filter[0]) == "skipped",
-            "untagged push: {}",
-            describe(&delivery.filter[0])
-        );
-        ensure!(
-            delivery.generator.is_empty(),
-            "untagged push invoked the generator"
-        );
+        self.deliver_expecting_skip(&event, "untagged push")?;
         checks.push(format!("{arch}: untagged child push skipped by the filter"));
 
         // 4. A repository the filters exclude gets nothing.
@@ -1062,16 +1063,7 @@ impl Pass<'_, '_> {
             tag,
             MEDIA_TYPE_OCI_INDEX,
         );
-        let delivery = self.deliver(&event)?;
-        ensure!(
-            status_of(&delivery.filter[0]) == "skipped",
-            "{EXCLUDED_REPO}: {}",
-            describe(&delivery.filter[0])
-        );
-        ensure!(
-            delivery.generator.is_empty(),
-            "{EXCLUDED_REPO}: the generator was invoked"
-        );
+        self.deliver_expecting_skip(&event, EXCLUDED_REPO)?;
         let soci = self
             .cx
             .rt
