@@ -225,3 +225,64 @@ fn a_digest_mismatch_is_reported() {
         "{err}"
     );
 }
+
+/// Hands out at most `limit` bytes per read, so the indexer sees many small chunks.
+struct Trickle<'a> {
+    data: &'a [u8],
+    limit: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.limit).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// Megabytes of barely compressible data with small spans: span boundaries fall inside and
+/// across the batches of chunks the hashing thread receives, whatever the read sizes.
+#[test]
+fn span_digests_do_not_depend_on_how_the_layer_is_read() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let nodes: Vec<Node> = (0..6)
+        .map(|i| Node::File {
+            name: format!("data/file-{i}"),
+            content: (0..900_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect(),
+            mode: 0o644,
+        })
+        .collect();
+    let tar = tar_bytes(&nodes);
+    let layer = gzip_members(&tar, &[0.3, 0.71], &[6, 1, 9]);
+    assert!(layer.len() > 5_000_000, "{} bytes", layer.len());
+    let options = BuildOptions {
+        span_size: 65536,
+        build_tool: "t".into(),
+        compression: Compression::Gzip,
+        expected_digest: None,
+    };
+    let whole = build_ztoc(layer.as_slice(), &options).expect("build");
+    assert!(whole.spans > 30, "{} spans", whole.spans);
+    let report = verify(&whole.ztoc, layer.as_slice()).expect("verify runs");
+    assert!(report.is_ok(), "verify: {:?}", report.problems);
+    use sha2::Digest;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
+    assert_eq!(whole.layer_digest, digest);
+    for limit in [1000, 4093, 65536, 1 << 20] {
+        let trickle = Trickle {
+            data: &layer,
+            limit,
+        };
+        let trickled = build_ztoc(trickle, &options).expect("build");
+        assert!(trickled.ztoc == whole.ztoc, "reads of {limit} bytes");
+        assert_eq!(trickled.layer_digest, digest, "reads of {limit} bytes");
+    }
+}
