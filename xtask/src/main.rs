@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod e2e;
 mod index;
+mod link;
 mod package;
 mod publish;
 mod setup;
