@@ -422,18 +422,15 @@ fn measure_child(layer: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
-    let mut best: Option<(f64, T)> = None;
-    for _ in 0..runs {
-        let started = Instant::now();
-        let value = f()?;
-        let seconds = started.elapsed().as_secs_f64();
-        if best.as_ref().is_none_or(|(b, _)| seconds < *b) {
-            best = Some((seconds, value));
-        }
-    }
-    best.context("no runs")
+/// Runs `f` once; returns the seconds it took and its value.
+fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
+    let started = Instant::now();
+    let value = f()?;
+    Ok((started.elapsed().as_secs_f64(), value))
 }
+
+/// Measurement rounds per layer, each one bare inflate and one zTOC build.
+const ROUNDS: usize = 5;
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(layer) = args.child {
@@ -456,12 +453,18 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             std::fs::rename(&partial, &layer)?;
         }
         let compressed = std::fs::metadata(&layer)?.len();
-        let (inflate_s, uncompressed) =
-            best_of(3, || Ok(soci_core::zran::bare_inflate(open(&layer)?)?))?;
+        // Alternating runs, best of each: a burst of load elsewhere on the machine hits both
+        // sides alike instead of whichever happened to run during it.
+        let mut inflate_runs = Vec::new();
         let mut build_runs = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..ROUNDS {
+            inflate_runs.push(timed(|| Ok(soci_core::zran::bare_inflate(open(&layer)?)?))?);
             build_runs.push(measure_child(&layer)?);
         }
+        let (inflate_s, uncompressed) = inflate_runs
+            .into_iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .context("no inflate runs")?;
         let best = build_runs
             .iter()
             .min_by(|a, b| {
