@@ -51,9 +51,52 @@ pub struct Ztoc {
 }
 
 impl Ztoc {
+    /// An upper estimate of [`Ztoc::to_bytes`]'s length, so the builder never regrows (each
+    /// regrowth would copy the megabytes of checkpoints already written).
+    fn encoded_size_estimate(&self) -> usize {
+        // Per string or vector: a length prefix and alignment padding; per table: the vtable,
+        // the slots and the offset to it.
+        const PER_STRING: usize = 8;
+        const PER_TABLE: usize = 4 + 2 * 16 + 8 * 16;
+        let entries: usize = self
+            .toc
+            .iter()
+            .map(|e| {
+                let strings: usize = [
+                    &e.name,
+                    &e.file_type,
+                    &e.linkname,
+                    &e.uname,
+                    &e.gname,
+                    &e.mod_time,
+                ]
+                .iter()
+                .map(|s| s.len() + PER_STRING)
+                .sum();
+                let xattrs: usize = e
+                    .xattrs
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2 * PER_STRING + PER_TABLE + 4)
+                    .sum();
+                strings + xattrs + PER_TABLE + 4 + PER_STRING
+            })
+            .sum();
+        let digests: usize = self
+            .span_digests
+            .iter()
+            .map(|d| d.len() + PER_STRING + 4)
+            .sum();
+        1024 + self.version.len()
+            + self.build_tool_identifier.len()
+            + entries
+            + digests
+            + self.checkpoints.len()
+    }
+
     /// The flatbuffer bytes, exactly as the reference's `ztoc.Marshal` writes them.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = FlatBufferBuilder::with_capacity(1024 + self.checkpoints.len());
+        let estimate = self.encoded_size_estimate();
+        let mut b = FlatBufferBuilder::with_capacity(estimate);
         let version = b.create_byte_string(&self.version);
         let build_tool = b.create_byte_string(&self.build_tool_identifier);
 
@@ -122,6 +165,11 @@ impl Ztoc {
         b.push_slot_always(slot(5), compression_info);
         let root = b.end_table(start);
         b.finish_minimal(root);
+        debug_assert!(
+            b.finished_data().len() <= estimate,
+            "{} bytes, estimated {estimate}",
+            b.finished_data().len()
+        );
         b.finished_data().to_vec()
     }
 
