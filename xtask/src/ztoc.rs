@@ -112,7 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
             let info = info_json(&bytes).with_context(|| format!("decoding {}", ztoc.display()))?;
-            println!("{}", serde_json::to_string_pretty(&info)?);
+            // Not println!: a reader that stops early (`| head`) must end us quietly, not panic.
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&info)?
+            )?;
             Ok(())
         }
         ZtocCommand::Verify { ztoc, layer } => {
