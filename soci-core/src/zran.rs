@@ -70,7 +70,6 @@ struct SpanHasherThread {
     /// Messages not sent yet, and how many of them carry data.
     batch: Vec<HashMessage>,
     batched_chunks: usize,
-    failed: Option<std::io::Error>,
 }
 
 fn hasher_stopped() -> std::io::Error {
@@ -88,7 +87,6 @@ impl SpanHasherThread {
             sender,
             batch: Vec::with_capacity(HASH_BATCH + 2),
             batched_chunks: 0,
-            failed: None,
         })
     }
 
@@ -112,12 +110,6 @@ impl SpanHasherThread {
     }
 
     fn finish(&mut self, end: u64) -> Result<(String, Vec<String>)> {
-        if let Some(source) = self.failed.take() {
-            return Err(Error::Io {
-                offset: end,
-                source,
-            });
-        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.batch.push(HashMessage::Finish { end, reply });
         self.flush().map_err(|source| Error::Io {
