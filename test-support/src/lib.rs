@@ -96,6 +96,29 @@ fn wait_until_ready(child: &mut Child, what: &str, addr: &str, path: &str) -> Re
     }
 }
 
+/// Has the kernel send SIGTERM to `command`'s process when the thread that spawns it ends, so a
+/// service never outlives its harness, even when a signal kills the harness before its `Drop`
+/// can stop the service. Spawn from a thread that lives as long as the service should (the main
+/// thread, or the test's own thread).
+pub fn stop_with_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl, getppid
+    // and _exit, which are async-signal-safe; it touches no memory of the parent.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would signal us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A child process killed (by pid) and reaped on drop.
 struct Service {
     child: Option<Child>,
@@ -142,7 +165,7 @@ impl Registry {
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
-        let mut child = Command::new(binary)
+        let mut child = stop_with_parent(&mut Command::new(binary))
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
@@ -179,7 +202,7 @@ impl Moto {
         let binary = find_binary("moto_server")?;
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let mut child = Command::new(binary)
+        let mut child = stop_with_parent(&mut Command::new(binary))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -203,5 +226,32 @@ mod tests {
     fn registry_answers_v2() {
         let registry = Registry::start().expect("start docker-registry");
         assert_eq!(http_status(&registry.addr, "/v2/").unwrap(), 200);
+    }
+
+    /// What happens to a service when the harness is killed: its spawning thread ends without
+    /// any `Drop`, and the kernel sends the service SIGTERM.
+    #[test]
+    fn a_service_ends_when_its_spawner_does() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::thread::spawn(|| {
+            stop_with_parent(&mut Command::new("sleep"))
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep")
+        })
+        .join()
+        .expect("spawning thread");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the child outlived its spawner by 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
     }
 }

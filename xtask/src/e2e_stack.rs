@@ -669,7 +669,7 @@ impl LambdaProcess {
             }
             None => Command::new(bootstrap),
         };
-        let child = command
+        let child = test_support::stop_with_parent(&mut command)
             .current_dir(task_root)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -20,7 +20,7 @@ impl MotoServer {
     pub fn start(binary: &Path, log: &Path) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(log)?;
-        let child = Command::new(binary)
+        let child = test_support::stop_with_parent(&mut Command::new(binary))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
