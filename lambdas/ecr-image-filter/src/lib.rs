@@ -308,26 +308,15 @@ pub async fn handle<I: Invoker>(
         }
     };
     let payload = serde_json::to_vec(event)?;
-    let status = match invoker.invoke_async(&config.generator_arn, payload).await {
-        Ok(status) => status,
-        Err(err) => {
-            tracing::error!(
-                request_id,
-                decision = "invoke_failed",
-                reason = %err,
-                repository = %repository,
-                digest = %digest,
-                tag,
-                "generator invoke failed; returning an error so Lambda retries"
-            );
-            return Err(err);
-        }
-    };
-    if status != 202 {
-        let err = InvokeError::UnexpectedStatus {
+    let invoked = match invoker.invoke_async(&config.generator_arn, payload).await {
+        Ok(202) => Ok(()),
+        Ok(status) => Err(InvokeError::UnexpectedStatus {
             function: config.generator_arn.clone(),
             status,
-        };
+        }),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = invoked {
         tracing::error!(
             request_id,
             decision = "invoke_failed",

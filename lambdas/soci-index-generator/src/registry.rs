@@ -12,7 +12,7 @@ use base64::Engine as _;
 pub use bytes::Bytes;
 pub use reqwest::Response;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
@@ -478,26 +478,42 @@ impl RegistryClient {
         }
     }
 
-    fn accept_manifests() -> HeaderValue {
-        HeaderValue::from_static(media::MANIFEST_ACCEPT)
-    }
-
-    /// `GET /v2/<repo>/manifests/<reference>`; the digest is checked when `reference` is one.
-    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<Manifest>> {
-        let op = format!("get manifest {repo}@{reference}");
+    /// A GET or HEAD of `/v2/<repo>/manifests/<reference>` accepting every manifest type:
+    /// `None` when the registry does not have it, an error for any other failure.
+    async fn manifest_request(
+        &self,
+        op: &str,
+        repo: &str,
+        reference: &str,
+        method: Method,
+    ) -> Result<Option<(Response, Url)>> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
-            .send(&op, repo, Access::Pull, |c| {
-                c.get(url.clone())
-                    .header(header::ACCEPT, Self::accept_manifests())
+            .send(op, repo, Access::Pull, |c| {
+                c.request(method.clone(), url.clone()).header(
+                    header::ACCEPT,
+                    HeaderValue::from_static(media::MANIFEST_ACCEPT),
+                )
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(Self::fail(&op, resp).await);
+            return Err(Self::fail(op, resp).await);
         }
+        Ok(Some((resp, url)))
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>`; the digest is checked when `reference` is one.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<Manifest>> {
+        let op = format!("get manifest {repo}@{reference}");
+        let Some((resp, url)) = self
+            .manifest_request(&op, repo, reference, Method::GET)
+            .await?
+        else {
+            return Ok(None);
+        };
         let content_type = content_type(resp.headers());
         let bytes = resp.bytes().await.map_err(|e| RegistryError::Transport {
             op: op.clone(),
@@ -532,19 +548,12 @@ impl RegistryClient {
     /// `HEAD /v2/<repo>/manifests/<reference>`: the digest, `None` when absent.
     pub async fn head_manifest(&self, repo: &str, reference: &str) -> Result<Option<String>> {
         let op = format!("head manifest {repo}@{reference}");
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let resp = self
-            .send(&op, repo, Access::Pull, |c| {
-                c.head(url.clone())
-                    .header(header::ACCEPT, Self::accept_manifests())
-            })
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some((resp, _)) = self
+            .manifest_request(&op, repo, reference, Method::HEAD)
+            .await?
+        else {
             return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(Self::fail(&op, resp).await);
-        }
+        };
         Ok(Some(
             resp.headers()
                 .get("docker-content-digest")
