@@ -140,7 +140,8 @@ pub struct Args {
     /// Lambda timeout is longer than this test should ever wait).
     #[arg(long, default_value_t = 180)]
     invocation_timeout_secs: u64,
-    /// Keep the temp folder (logs, Terraform root, unzipped bootstraps) and print its path.
+    /// Keep the temp folder (logs, registry storage, Terraform root, unzipped bootstraps) and print
+    /// its path.
     #[arg(long)]
     keep_temp: bool,
 }
@@ -239,7 +240,7 @@ fn run_all(args: &Args, phases: &mut Phases, checks: &mut Vec<String>) -> anyhow
                     password: env_or(&args.registry_password, "SOCI_E2E_REGISTRY_PASSWORD"),
                 },
                 None => {
-                    let local = test_support::Registry::start()
+                    let local = test_support::Registry::start_in(&temp.path.join("registry"))
                         .map_err(|e| anyhow::anyhow!("starting docker-registry: {e}"))?;
                     let url = format!("http://{}", local.addr);
                     RegistrySide {
