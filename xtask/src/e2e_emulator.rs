@@ -506,6 +506,16 @@ pub(crate) fn write_response(
     stream.flush()
 }
 
+/// The Runtime API's answer to a response or error the runtime posts.
+fn write_accepted(stream: &mut impl Write) -> std::io::Result<()> {
+    write_response(
+        stream,
+        202,
+        &[("Content-Type", "application/json".into())],
+        br#"{"status":"OK"}"#,
+    )
+}
+
 fn json_error(
     stream: &mut impl Write,
     status: u16,
@@ -762,12 +772,7 @@ fn runtime_api(
                 Some(flight) => {
                     inner.finish(&mut state, name, flight, outcome);
                     drop(state);
-                    write_response(
-                        stream,
-                        202,
-                        &[("Content-Type", "application/json".into())],
-                        br#"{"status":"OK"}"#,
-                    )
+                    write_accepted(stream)
                 }
                 None => {
                     drop(state);
@@ -801,12 +806,7 @@ fn runtime_api(
                 outcome: Outcome::Error(body),
             });
             drop(state);
-            write_response(
-                stream,
-                202,
-                &[("Content-Type", "application/json".into())],
-                br#"{"status":"OK"}"#,
-            )
+            write_accepted(stream)
         }
         _ => {
             let body = serde_json::json!({"errorMessage": format!("no such Runtime API: {} {}", request.method, request.path), "errorType": "InvalidRequest"});
