@@ -21,8 +21,8 @@ pub const BLOB_HEADER_SIZE: usize = 4 + 8;
 const INPUT_CHUNK: usize = 1 << 16;
 const OUTPUT_CHUNK: usize = 1 << 18;
 
-/// Compressed chunks per message to the hashing thread: one wake-up per batch, not per chunk
-/// (a wake-up per 64 KiB chunk cost the build ~3% against a bare inflate).
+/// Messages (nearly all compressed chunks) per batch to the hashing thread: one wake-up per
+/// batch, not per chunk (a wake-up per 64 KiB chunk cost the build ~3% against a bare inflate).
 const HASH_BATCH: usize = 8;
 /// Batches in flight to the hashing thread (with the batch being filled, ~8.5 MiB of chunks).
 /// Through incompressible stretches inflate outruns the two sha256 passes; with 8 batches the
@@ -69,9 +69,8 @@ enum HashMessage {
 /// after it (span boundaries are only known as inflate reaches the checkpoints).
 struct SpanHasherThread {
     sender: mpsc::SyncSender<Vec<HashMessage>>,
-    /// Messages not sent yet, and how many of them carry data.
+    /// Messages not sent yet.
     batch: Vec<HashMessage>,
-    batched_chunks: usize,
 }
 
 fn hasher_stopped() -> std::io::Error {
@@ -87,21 +86,18 @@ impl SpanHasherThread {
             .map_err(|source| Error::Io { offset: 0, source })?;
         Ok(Self {
             sender,
-            batch: Vec::with_capacity(HASH_BATCH + 2),
-            batched_chunks: 0,
+            batch: Vec::with_capacity(HASH_BATCH),
         })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.batched_chunks = 0;
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH + 2));
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH));
         self.sender.send(batch).map_err(|_| hasher_stopped())
     }
 
     fn data(&mut self, chunk: Arc<Chunk>, consumed: u64) -> std::io::Result<()> {
         self.batch.push(HashMessage::Data { chunk, consumed });
-        self.batched_chunks += 1;
-        if self.batched_chunks == HASH_BATCH {
+        if self.batch.len() >= HASH_BATCH {
             self.flush()?;
         }
         Ok(())

@@ -396,17 +396,20 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let mut round_no = 0;
     for link_rate in links {
         // Declared before the client that talks through it, so it outlives the client.
-        let link = match link_rate {
-            Some(rate) => Some(runtime.block_on(crate::link::ThrottledLink::start(
-                &registry.addr,
-                rate as f64 * 1048576.0,
-            ))?),
-            None => None,
+        let (link, label) = match link_rate {
+            Some(rate) => (
+                Some(runtime.block_on(crate::link::ThrottledLink::start(
+                    &registry.addr,
+                    rate as f64 * 1048576.0,
+                ))?),
+                format!("{rate} MiB/s link"),
+            ),
+            None => (None, "loopback".to_string()),
         };
-        let (addr, label) = match (&link, link_rate) {
-            (Some(link), Some(rate)) => (link.addr.clone(), format!("{rate} MiB/s link")),
-            _ => (registry.addr.clone(), "loopback".to_string()),
-        };
+        let addr = link
+            .as_ref()
+            .map_or(&registry.addr, |link| &link.addr)
+            .clone();
         let client = client_of(&addr)?;
         let mut downloads = Vec::new();
         let mut runs = Vec::new();
