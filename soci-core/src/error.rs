@@ -6,7 +6,7 @@ pub enum Error {
     /// The reference implementation would refuse this layer too (bad tar, bad gzip, ...).
     #[error("layer rejected: {0}")]
     Rejected(String),
-    /// The reference would write a zTOC for this layer that no consumer can use (format doc
+    /// The reference would write a zTOC for this layer that no consumer can use (FORMAT.md
     /// section 8). Leave this layer out of the index; the rest of the image can still be indexed.
     #[error("layer cannot be indexed usefully (it would be pulled in full anyway): {0}")]
     Unindexable(String),

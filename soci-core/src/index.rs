@@ -1,6 +1,6 @@
 //! SOCI index manifests (v1 with `subject`, v2 without) and the v2 image conversion, as pure
 //! functions over bytes: what `soci create` / `soci convert` of `awslabs/soci-snapshotter` write,
-//! byte for byte (format doc sections 1, 6 and 7).
+//! byte for byte (FORMAT.md sections 1, 6 and 7).
 //!
 //! Typical generator flow (V2), with the registry I/O done by the caller:
 //! 1. [`crate::oci::parse_image_document`] on the pulled manifest/index bytes + Content-Type;

@@ -1,18 +1,14 @@
 //! `cargo xtask`: the project's developer and release commands (one binary, subcommands).
 //!
-//! Each subcommand lives in its own module with an `Args` struct and a `run` function.
+//! Each subcommand lives in its own module with an `Args` struct and a `run` function, in a
+//! folder per concern: `soci/` (what users run on images: `ztoc`, `index`, `demo`), `release/`
+//! (`package`, `publish`), `checks/` (`setup`, `test`, `terraform`, `e2e`) and `bench/`.
 
 mod bench;
-mod demo;
-mod e2e;
-mod index;
-mod link;
-mod package;
-mod publish;
-mod setup;
-mod terraform;
-mod test;
-mod ztoc;
+mod checks;
+mod index_image;
+mod release;
+mod soci;
 
 use clap::{Parser, Subcommand};
 
@@ -29,41 +25,41 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build, inspect, verify and extract through zTOCs.
-    Ztoc(ztoc::Args),
+    Ztoc(soci::ztoc::Args),
     /// Benchmarks (zTOC build throughput against a bare inflate, end-to-end indexing).
     #[command(subcommand)]
     Bench(bench::Bench),
     /// Start a local registry, push a generated two-platform image and index it (no AWS needed).
-    Demo(demo::Args),
+    Demo(soci::demo::Args),
     /// Index an image in any OCI registry, the way the Lambda does.
-    Index(index::Args),
+    Index(soci::index::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
-    Package(package::Args),
+    Package(release::package::Args),
     /// Upload the Lambda zips to S3 and print the Terraform module inputs.
-    Publish(publish::Args),
+    Publish(release::publish::Args),
     /// Install what the tests need (docker-registry, moto, zig, qemu, rust targets).
-    Setup(setup::Args),
+    Setup(checks::setup::Args),
     /// The whole test suite: cargo tests, terraform checks, end to end.
-    Test(test::Args),
+    Test(checks::test::Args),
     /// Terraform checks: fmt, validate, `terraform test`, checkov, apply/plan/destroy against moto.
-    Terraform(terraform::Args),
+    Terraform(checks::terraform::Args),
     /// End-to-end test on a local stack built from the packaged artifacts.
-    E2e(e2e::Args),
+    E2e(checks::e2e::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Ztoc(args) => ztoc::run(args),
+        Command::Ztoc(args) => soci::ztoc::run(args),
         Command::Bench(bench) => bench::run(bench),
-        Command::Demo(args) => demo::run(args),
-        Command::Index(args) => index::run(args),
-        Command::Package(args) => package::run(args),
-        Command::Publish(args) => publish::run(args),
-        Command::Setup(args) => setup::run(args),
-        Command::Test(args) => test::run(args),
-        Command::Terraform(args) => terraform::run(args),
-        Command::E2e(args) => e2e::run(args),
+        Command::Demo(args) => soci::demo::run(args),
+        Command::Index(args) => soci::index::run(args),
+        Command::Package(args) => release::package::run(args),
+        Command::Publish(args) => release::publish::run(args),
+        Command::Setup(args) => checks::setup::run(args),
+        Command::Test(args) => checks::test::run(args),
+        Command::Terraform(args) => checks::terraform::run(args),
+        Command::E2e(args) => checks::e2e::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

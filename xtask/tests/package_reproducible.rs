@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use test_support::{TempDir, find_binary};
+use test_support::find_binary;
 
 const FUNCTIONS: [&str; 2] = ["ecr-image-filter", "soci-index-generator"];
 const ARCHES: [(&str, &str); 2] = [("x86_64", "X86-64"), ("arm64", "AArch64")];
@@ -77,10 +77,52 @@ fn readelf_machine(path: &Path) -> String {
         .to_owned()
 }
 
+/// The zip's `bootstrap`: mode 0755, fixed timestamp, no build paths, the right machine, and
+/// glibc symbol versions Amazon Linux 2023 (glibc 2.34) provides. Leaves the binary at `elf`.
+fn assert_bootstrap_fits_al2023(
+    file: &str,
+    zip: &[u8],
+    forbidden: &[String],
+    elf: &Path,
+    machine: &str,
+) {
+    let (binary, mode, time) = bootstrap(zip);
+    assert_eq!(
+        mode.map(|m| m & 0o777),
+        Some(0o755),
+        "{file}: bootstrap mode"
+    );
+    assert_eq!(time, zip::DateTime::default(), "{file}: fixed timestamp");
+    for path in forbidden {
+        assert!(
+            !binary.windows(path.len()).any(|w| w == path.as_bytes()),
+            "{file}: bootstrap contains the build path {path}"
+        );
+    }
+    std::fs::write(elf, &binary).unwrap();
+    assert!(
+        readelf_machine(elf).contains(machine),
+        "{file}: {}",
+        readelf_machine(elf)
+    );
+    let versions = readelf_glibc(elf);
+    assert!(
+        !versions.is_empty(),
+        "{file}: dynamic glibc binary expected"
+    );
+    let newest = versions.iter().max().unwrap();
+    assert!(
+        *newest <= (2, 34),
+        "{file}: needs GLIBC_{}.{} > 2.34",
+        newest.0,
+        newest.1
+    );
+}
+
 #[test]
 fn package_is_reproducible_and_fits_amazon_linux_2023() {
-    let first = TempDir::new("xtask-package-1").unwrap();
-    let second = TempDir::new("xtask-package-2").unwrap();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
     package(first.path());
     package(second.path());
 
@@ -118,7 +160,7 @@ fn package_is_reproducible_and_fits_amazon_linux_2023() {
         format!("{home}/.cargo"),
         format!("{home}/.rustup"),
     ];
-    let scratch = TempDir::new("xtask-package-elf").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
     for function in FUNCTIONS {
         for (arch, machine) in ARCHES {
             let file = format!("{function}-{arch}.zip");
@@ -134,38 +176,8 @@ fn package_is_reproducible_and_fits_amazon_linux_2023() {
             assert_eq!(entry["architecture"], arch);
             assert_eq!(entry["size"], a.len() as u64);
 
-            let (binary, mode, time) = bootstrap(&a);
-            assert_eq!(
-                mode.map(|m| m & 0o777),
-                Some(0o755),
-                "{file}: bootstrap mode"
-            );
-            assert_eq!(time, zip::DateTime::default(), "{file}: fixed timestamp");
-            for path in &forbidden {
-                assert!(
-                    !binary.windows(path.len()).any(|w| w == path.as_bytes()),
-                    "{file}: bootstrap contains the build path {path}"
-                );
-            }
             let elf = scratch.path().join(format!("{function}-{arch}"));
-            std::fs::write(&elf, &binary).unwrap();
-            assert!(
-                readelf_machine(&elf).contains(machine),
-                "{file}: {}",
-                readelf_machine(&elf)
-            );
-            let versions = readelf_glibc(&elf);
-            assert!(
-                !versions.is_empty(),
-                "{file}: dynamic glibc binary expected"
-            );
-            let newest = versions.iter().max().unwrap();
-            assert!(
-                *newest <= (2, 34),
-                "{file}: needs GLIBC_{}.{} > 2.34",
-                newest.0,
-                newest.1
-            );
+            assert_bootstrap_fits_al2023(&file, &a, &forbidden, &elf, machine);
         }
     }
 

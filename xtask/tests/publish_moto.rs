@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use test_support::{Moto, TempDir};
+use test_support::Moto;
 
 const FUNCTIONS: [&str; 2] = ["ecr-image-filter", "soci-index-generator"];
 const ARCHES: [&str; 2] = ["x86_64", "arm64"];
@@ -113,7 +113,7 @@ async fn publish_uploads_once_and_prints_module_inputs() {
         .send()
         .await
         .unwrap();
-    let dir = TempDir::new("xtask-publish").unwrap();
+    let dir = tempfile::tempdir().unwrap();
     fake_package(dir.path());
     let dir_arg = dir.path().to_str().unwrap();
     let args = [
@@ -145,8 +145,37 @@ async fn publish_uploads_once_and_prints_module_inputs() {
     }
     assert_eq!(json["architecture"], "x86_64");
     assert_eq!(json["deployment_assets_bucket"], "assets");
+    assert_objects_match_inputs(&client, &json, dir.path()).await;
+    for name in INPUT_NAMES {
+        assert_eq!(
+            json[name], json["architectures"]["x86_64"][name],
+            "top level = x86_64's inputs"
+        );
+    }
+
+    // Again: everything is already there.
+    let again = xtask(&args, &CREDS);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stderr(&again).matches("already present").count(),
+        4,
+        "{}",
+        stderr(&again)
+    );
+    assert!(!stderr(&again).contains("uploading"), "{}", stderr(&again));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+
+    one_architecture_in_hcl_under_a_prefix(&client, &moto.endpoint, dir_arg).await;
+}
+
+/// Every uploaded object equals its local zip, under the key and hash the printed inputs name.
+async fn assert_objects_match_inputs(
+    client: &aws_sdk_s3::Client,
+    json: &serde_json::Value,
+    dir: &Path,
+) {
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     for arch in ARCHES {
         let inputs = &json["architectures"][arch];
         assert_eq!(inputs["architecture"], arch);
@@ -180,7 +209,7 @@ async fn publish_uploads_once_and_prints_module_inputs() {
                 .await
                 .unwrap();
             let bytes = object.body.collect().await.unwrap().into_bytes();
-            let local = std::fs::read(dir.path().join(entry["file"].as_str().unwrap())).unwrap();
+            let local = std::fs::read(dir.join(entry["file"].as_str().unwrap())).unwrap();
             assert_eq!(
                 bytes.as_ref(),
                 local.as_slice(),
@@ -188,26 +217,14 @@ async fn publish_uploads_once_and_prints_module_inputs() {
             );
         }
     }
-    for name in INPUT_NAMES {
-        assert_eq!(
-            json[name], json["architectures"]["x86_64"][name],
-            "top level = x86_64's inputs"
-        );
-    }
+}
 
-    // Again: everything is already there.
-    let again = xtask(&args, &CREDS);
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(
-        stderr(&again).matches("already present").count(),
-        4,
-        "{}",
-        stderr(&again)
-    );
-    assert!(!stderr(&again).contains("uploading"), "{}", stderr(&again));
-    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
-
-    // One architecture, HCL, prefix, and the SDK's AWS_ENDPOINT_URL instead of --endpoint-url.
+/// One architecture, HCL, prefix, and the SDK's AWS_ENDPOINT_URL instead of --endpoint-url.
+async fn one_architecture_in_hcl_under_a_prefix(
+    client: &aws_sdk_s3::Client,
+    endpoint: &str,
+    dir_arg: &str,
+) {
     let out = xtask(
         &[
             "publish", "--bucket", "assets", "--arch", "arm64", "--prefix", "custom/p", "--dir",
@@ -216,7 +233,7 @@ async fn publish_uploads_once_and_prints_module_inputs() {
         &[
             CREDS[0],
             CREDS[1],
-            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL", endpoint),
             ("AWS_REGION", "us-east-1"),
         ],
     );
@@ -245,7 +262,7 @@ async fn publish_uploads_once_and_prints_module_inputs() {
 async fn publish_errors_are_one_clear_line() {
     let moto =
         Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
-    let dir = TempDir::new("xtask-publish-errors").unwrap();
+    let dir = tempfile::tempdir().unwrap();
     fake_package(dir.path());
     let dir_arg = dir.path().to_str().unwrap();
 

@@ -7,36 +7,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
-use ecr_image_filter::{handle, json_subscriber};
+use ecr_image_filter::handle;
 use serde_json::Value;
-
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use soci_lambda_contract::logging::{LogCapture, json_subscriber};
 
 #[tokio::test]
 async fn each_decision_logs_one_json_line_with_context() {
-    let buffer = Buffer::default();
+    let buffer = LogCapture::default();
     let _guard = tracing::subscriber::set_default(json_subscriber(buffer.clone()));
     let invoker = FakeInvoker::answering(202);
     let cfg = config(None, None);
@@ -51,7 +29,7 @@ async fn each_decision_logs_one_json_line_with_context() {
             .await
             .unwrap();
     }
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), cases.len(), "one line per decision:\n{text}");
     for (i, (line, (fixture, decision))) in lines.iter().zip(cases).enumerate() {

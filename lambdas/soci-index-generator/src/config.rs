@@ -1,4 +1,5 @@
-//! Configuration from the environment (compatible with the solution this replaces).
+//! Configuration from the environment (the variable names and meanings of the AWS solution
+//! this replaces).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -16,23 +17,10 @@
 use std::fmt;
 
 use soci_core::DEFAULT_SPAN_SIZE;
-
-/// Which SOCI index manifest to produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum IndexVersion {
-    V1,
-    #[default]
-    V2,
-}
-
-impl fmt::Display for IndexVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::V1 => "V1",
-            Self::V2 => "V2",
-        })
-    }
-}
+pub use soci_lambda_contract::IndexVersion;
+use soci_lambda_contract::indexing::{
+    DEFAULT_INDEX_TAG_SUFFIX, ENV_INDEX_TAG_SUFFIX, ENV_INDEX_VERSION, TagSkip, tag_skip,
+};
 
 /// `os/arch[/variant]`, as in `--platform`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,7 +124,7 @@ impl Default for Config {
             span_size: DEFAULT_SPAN_SIZE,
             min_layer_size: DEFAULT_MIN_LAYER_SIZE,
             platforms: Vec::new(),
-            index_tag_suffix: "-soci".into(),
+            index_tag_suffix: DEFAULT_INDEX_TAG_SUFFIX.into(),
             build_tool: default_build_tool(),
             concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -173,18 +161,12 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let mut config = Config::default();
-        if let Some(v) = get("soci_index_version") {
-            config.index_version = match v.as_str() {
-                "V2" | "v2" => IndexVersion::V2,
-                "V1" | "v1" => IndexVersion::V1,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "soci_index_version".into(),
-                        value: v,
-                        expected: "V1 or V2".into(),
-                    });
-                }
-            };
+        if let Some(v) = get(ENV_INDEX_VERSION) {
+            config.index_version = IndexVersion::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                name: ENV_INDEX_VERSION.into(),
+                value: v,
+                expected: "V1 or V2".into(),
+            })?;
         }
         config.ecr_endpoint = get("ECR_ENDPOINT");
         if let Some(url) = get("SOCI_REGISTRY_URL") {
@@ -232,7 +214,7 @@ impl Config {
                 .map(PlatformFilter::parse)
                 .collect::<Result<_, _>>()?;
         }
-        if let Some(suffix) = get("index_tag_suffix") {
+        if let Some(suffix) = get(ENV_INDEX_TAG_SUFFIX) {
             config.index_tag_suffix = suffix;
         }
         if let Some(tool) = get("build_tool_identifier") {
@@ -243,7 +225,7 @@ impl Config {
 
     /// True when `tag` is one this pipeline produced (or would produce).
     pub fn is_index_tag(&self, tag: &str) -> bool {
-        tag.ends_with(&self.index_tag_suffix)
+        tag_skip(Some(tag), self.index_version, &self.index_tag_suffix) == Some(TagSkip::IndexTag)
     }
 }
 

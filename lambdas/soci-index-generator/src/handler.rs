@@ -1,14 +1,15 @@
-//! The Lambda handler: event in, [`Outcome`] (JSON with a `status`) or an error out.
+//! The Lambda handler: event in, [`IndexingOutcome`] (JSON with a `status`) or an error out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use soci_lambda_contract::event::{EcrImageActionEvent, InvalidEvent, valid_account, valid_region};
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::config::{Config, RegistryTarget};
-use crate::event::EcrImageActionEvent;
-use crate::pipeline::{ImageRef, Indexer, Outcome, PipelineError};
+use crate::pipeline::{ImageRef, Indexer, IndexingOutcome, PipelineError};
 use crate::registry::{Credentials, EcrCredentials, RegistryClient, RegistryError, RetryPolicy};
 
 /// Why an invocation failed (Lambda's async retry applies).
@@ -32,15 +33,16 @@ pub fn ecr_registry_host(account: &str, region: &str) -> String {
     format!("{account}.dkr.ecr.{region}.{domain}")
 }
 
-fn valid_account(account: &str) -> bool {
-    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn valid_region(region: &str) -> bool {
-    !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+/// The ECR registry host of the event's account and region, both checked first (they become
+/// part of a URL); the error says which is invalid.
+fn ecr_host_of(event: &EcrImageActionEvent) -> Result<String, String> {
+    if !valid_account(&event.account) {
+        return Err(InvalidEvent::Account(event.account.clone()).to_string());
+    }
+    if !valid_region(&event.region) {
+        return Err(format!("region {:?} is not valid", event.region));
+    }
+    Ok(ecr_registry_host(&event.account, &event.region))
 }
 
 /// State kept across invocations: the configuration, the AWS config and one registry client
@@ -72,23 +74,17 @@ impl Handler {
         &self.config
     }
 
+    /// The registry client for `event` (created once per registry, then reused).
     async fn client(
         &self,
         event: &EcrImageActionEvent,
     ) -> Result<Arc<RegistryClient>, HandlerError> {
-        let retry = RetryPolicy {
-            attempts: self.config.retry_attempts,
-            base_delay: self.config.retry_base_delay,
-        };
-        let (key, url, credentials) = match (&self.config.registry, &self.aws) {
-            (
-                RegistryTarget::Url {
-                    url,
-                    username,
-                    password,
-                },
-                _,
-            ) => {
+        let (key, url, credentials) = match &self.config.registry {
+            RegistryTarget::Url {
+                url,
+                username,
+                password,
+            } => {
                 let credentials = match (username, password) {
                     (Some(u), Some(p)) => Credentials::Basic {
                         username: u.clone(),
@@ -98,48 +94,58 @@ impl Handler {
                 };
                 (url.clone(), url.clone(), credentials)
             }
-            (RegistryTarget::Ecr, aws) => {
-                if !valid_account(&event.account) {
-                    return Err(HandlerError::InvalidEvent(format!(
-                        "account {:?} is not a 12-digit AWS account id",
-                        event.account
-                    )));
-                }
-                if !valid_region(&event.region) {
-                    return Err(HandlerError::InvalidEvent(format!(
-                        "region {:?} is not valid",
-                        event.region
-                    )));
-                }
-                let host = ecr_registry_host(&event.account, &event.region);
-                let key = host.clone();
-                if let Some(client) = self.clients.lock().await.get(&key) {
+            RegistryTarget::Ecr => {
+                let host = ecr_host_of(event).map_err(HandlerError::InvalidEvent)?;
+                if let Some(client) = self.clients.lock().await.get(&host) {
                     return Ok(client.clone());
                 }
-                let sdk = match aws {
-                    Some(sdk) => sdk.clone(),
-                    None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-                };
-                let mut builder = aws_sdk_ecr::config::Builder::from(&sdk)
-                    .region(aws_sdk_ecr::config::Region::new(event.region.clone()));
-                if let Some(endpoint) = &self.config.ecr_endpoint {
-                    builder = builder.endpoint_url(endpoint);
-                }
-                let ecr = aws_sdk_ecr::Client::from_conf(builder.build());
-                (
-                    key,
-                    format!("https://{host}"),
-                    Credentials::Ecr(EcrCredentials::new(ecr)),
-                )
+                let credentials = Credentials::Ecr(self.ecr_credentials(&event.region).await);
+                (host.clone(), format!("https://{host}"), credentials)
             }
         };
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
+        let retry = RetryPolicy {
+            attempts: self.config.retry_attempts,
+            base_delay: self.config.retry_base_delay,
+        };
         let client = Arc::new(RegistryClient::new(&url, credentials, retry)?);
         clients.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// `GetAuthorizationToken` credentials of ECR in `region`.
+    async fn ecr_credentials(&self, region: &str) -> EcrCredentials {
+        let sdk = match &self.aws {
+            Some(sdk) => sdk.clone(),
+            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        };
+        let mut builder = aws_sdk_ecr::config::Builder::from(&sdk)
+            .region(aws_sdk_ecr::config::Region::new(region.to_string()));
+        if let Some(endpoint) = &self.config.ecr_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        EcrCredentials::new(aws_sdk_ecr::Client::from_conf(builder.build()))
+    }
+
+    /// The Lambda handler: [`Handler::handle`] with the invocation's request id, the outcome
+    /// as JSON, errors as the runtime reports them.
+    pub async fn handle_event(
+        &self,
+        event: LambdaEvent<EcrImageActionEvent>,
+    ) -> Result<serde_json::Value, Diagnostic> {
+        match self.handle(event.payload, &event.context.request_id).await {
+            Ok(outcome) => serde_json::to_value(&outcome).map_err(|e| Diagnostic {
+                error_type: "Serialization".into(),
+                error_message: e.to_string(),
+            }),
+            Err(e) => Err(Diagnostic {
+                error_type: "SociIndexGeneratorError".into(),
+                error_message: crate::error_chain(&e),
+            }),
+        }
     }
 
     /// Handles one event.
@@ -147,7 +153,7 @@ impl Handler {
         &self,
         event: EcrImageActionEvent,
         request_id: &str,
-    ) -> Result<Outcome, HandlerError> {
+    ) -> Result<IndexingOutcome, HandlerError> {
         let detail = &event.detail;
         let span = tracing::info_span!(
             "invocation",
@@ -163,14 +169,14 @@ impl Handler {
                 ));
             }
             if !detail.action_type.is_empty() && detail.action_type != "PUSH" {
-                return Ok(Outcome::Skipped {
+                return Ok(IndexingOutcome::Skipped {
                     repository: detail.repository_name.clone(),
                     image_digest: Some(detail.image_digest.clone()),
                     reason: format!("action {:?} is not a push", detail.action_type),
                 });
             }
             if !detail.result.is_empty() && detail.result != "SUCCESS" {
-                return Ok(Outcome::Skipped {
+                return Ok(IndexingOutcome::Skipped {
                     repository: detail.repository_name.clone(),
                     image_digest: Some(detail.image_digest.clone()),
                     reason: format!("push result {:?}", detail.result),
@@ -209,8 +215,16 @@ mod tests {
             ecr_registry_host("123456789012", "cn-north-1"),
             "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
         );
-        assert!(valid_account("123456789012"));
-        assert!(!valid_account("12345678901a"));
-        assert!(!valid_region("us-east-1.evil.com/"));
+        let mut event = EcrImageActionEvent {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        assert!(ecr_host_of(&event).is_ok());
+        event.account = "12345678901a".into();
+        assert!(ecr_host_of(&event).is_err());
+        event.account = "123456789012".into();
+        event.region = "us-east-1.evil.com/".into();
+        assert!(ecr_host_of(&event).is_err());
     }
 }

@@ -4,10 +4,11 @@
 //! builds a SOCI index (one zTOC per eligible layer, with soci-core) and, in V2, converts the
 //! image (annotated manifests + an OCI index tagged `<tag>-soci`), the way `soci convert` does.
 //!
-//! - [`handler`]: the Lambda handler over the EventBridge "ECR Image Action" event ([`event`]).
-//!   Thin: it turns the event into an [`pipeline::ImageRef`] and calls the pipeline.
-//! - [`pipeline`]: the work, callable directly (tests, `cargo xtask index`).
-//! - [`registry`]: the OCI distribution client; [`layer`]: one layer streamed through soci-core.
+//! - [`handler`]: the Lambda handler over the EventBridge "ECR Image Action" event (the shared
+//!   contract, [`soci_lambda_contract`]). Thin: it turns the event into an
+//!   [`pipeline::ImageRef`] and calls the pipeline.
+//! - [`pipeline`]: the work in stages, callable directly (tests, `cargo xtask index`).
+//! - [`registry`]: the OCI distribution client (requests, auth, retries).
 //! - [`config`]: settings from the environment; soci-core: Go-exact JSON of the artifacts and the v2 conversion.
 //!
 //! ## Registry client: `reqwest` by hand, not `oci-client`
@@ -29,17 +30,15 @@
 //! concurrently, at most `std::thread::available_parallelism()` at a time.
 
 pub mod config;
-pub mod event;
 pub mod handler;
-pub mod layer;
 pub mod media;
 pub mod pipeline;
 pub mod registry;
 
 pub use config::{Config, IndexVersion};
-pub use event::{EcrImageAction, EcrImageActionEvent};
-pub use pipeline::{ImageRef, Indexer, Outcome, PipelineError};
+pub use pipeline::{ImageRef, Indexer, IndexingOutcome, Outcome, PipelineError};
 pub use registry::{Credentials, RegistryClient, RetryPolicy};
+pub use soci_lambda_contract::event::{EcrImageAction, EcrImageActionEvent};
 
 /// The error and its sources in one line, each message once (our errors include their
 /// source's text in their own, as the Lambda reports them).

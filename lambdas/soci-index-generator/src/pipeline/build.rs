@@ -1,0 +1,191 @@
+//! Stage 4, build: each planned layer streamed once through soci-core, layers concurrently, and
+//! each zTOC pushed as soon as it is built.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use soci_core::BuiltZtoc;
+use soci_core::index::ZtocLayer;
+use tokio::sync::Semaphore;
+
+use super::layer::{self, LayerBuild, LayerPlan};
+use super::outcome::LayerReport;
+use super::pusher::{Pusher, Store};
+use super::{Indexer, PipelineError, Result};
+use crate::config::Config;
+use crate::media;
+use crate::registry::{self, RegistryClient, RetryPolicy};
+
+/// A built (and pushed) zTOC.
+#[derive(Clone, Debug)]
+pub(super) struct BuiltLayer {
+    pub ztoc: ZtocLayer,
+    pub seconds: f64,
+}
+
+/// Every planned layer by digest: its zTOC, or why it was left out.
+pub(super) type BuiltLayers =
+    BTreeMap<String, (LayerPlan, std::result::Result<BuiltLayer, String>)>;
+
+impl Indexer {
+    /// Builds (and pushes) the zTOCs of `layers`, at most `config.concurrency` at a time. The
+    /// first error stops the other layers.
+    pub(super) async fn build_all(
+        &self,
+        repo: &str,
+        layers: Vec<LayerPlan>,
+        pusher: Arc<Pusher>,
+    ) -> Result<BuiltLayers> {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for plan in layers {
+            let permits = permits.clone();
+            let registry = self.registry.clone();
+            let repo = repo.to_string();
+            let config = self.config.clone();
+            let pusher = pusher.clone();
+            set.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let res = build_and_push(&registry, &repo, &plan, &config, &pusher).await;
+                (plan, res)
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            let (plan, res) = joined.map_err(|e| PipelineError::Invalid {
+                step: "layer task".into(),
+                detail: e.to_string(),
+            })?;
+            // The first error aborts the other layers (dropping the set cancels them).
+            let res = res?;
+            out.insert(plan.digest.clone(), (plan, res));
+        }
+        Ok(out)
+    }
+}
+
+/// What each built layer came to, in digest order.
+pub(super) fn layer_reports(built: &BuiltLayers) -> impl Iterator<Item = LayerReport> + '_ {
+    built.values().map(|(plan, res)| match res {
+        Ok(z) => LayerReport {
+            digest: plan.digest.clone(),
+            media_type: plan.media_type.clone(),
+            size: plan.size,
+            result: "indexed".into(),
+            ztoc_digest: Some(z.ztoc.ztoc_digest.clone()),
+            ztoc_size: u64::try_from(z.ztoc.ztoc_size).ok(),
+            seconds: Some(z.seconds),
+        },
+        Err(reason) => {
+            LayerReport::left_out(&plan.digest, &plan.media_type, plan.size, reason.clone())
+        }
+    })
+}
+
+/// The zTOCs of each target's planned layers (parallel to `per_target`), in layer order.
+pub(super) fn ztocs_per_target(
+    per_target: &[Vec<LayerPlan>],
+    built: &BuiltLayers,
+) -> Vec<Vec<ZtocLayer>> {
+    per_target
+        .iter()
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| {
+                    built
+                        .get(&p.digest)
+                        .and_then(|(_, r)| r.as_ref().ok())
+                        .map(|z| z.ztoc.clone())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Builds one layer's zTOC and pushes it; `Ok(Err(reason))` when the layer is left out.
+async fn build_and_push(
+    registry: &RegistryClient,
+    repo: &str,
+    plan: &LayerPlan,
+    config: &Config,
+    pusher: &Pusher,
+) -> Result<std::result::Result<BuiltLayer, String>> {
+    let retry = RetryPolicy {
+        attempts: config.retry_attempts,
+        base_delay: config.retry_base_delay,
+    };
+    let build = layer::build_layer(
+        registry,
+        repo,
+        plan,
+        config.span_size,
+        &config.build_tool,
+        retry,
+    )
+    .await
+    .map_err(|source| PipelineError::Layer {
+        step: "build zTOC".into(),
+        source,
+    })?;
+    let (ztoc, elapsed) = match build {
+        LayerBuild::Unindexable(reason) => {
+            tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: unindexable");
+            return Ok(Err(format!("left out: unindexable: {reason}")));
+        }
+        LayerBuild::Rejected(reason) => {
+            tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: the reference would reject it too (pulled in full)");
+            return Ok(Err(format!("left out: rejected: {reason}")));
+        }
+        LayerBuild::Built { ztoc, elapsed } => (ztoc, elapsed),
+    };
+    let (bytes, built) = describe(plan, ztoc, elapsed, config.span_size);
+    pusher
+        .push(
+            Store::Blobs,
+            "ztoc",
+            &built.ztoc.ztoc_digest,
+            media::MEDIA_TYPE_ZTOC,
+            bytes,
+        )
+        .await?;
+    Ok(Ok(built))
+}
+
+/// The zTOC of `plan` as bytes and as the SOCI index will list it (logged).
+fn describe(
+    plan: &LayerPlan,
+    ztoc: BuiltZtoc,
+    elapsed: Duration,
+    span_size: u64,
+) -> (Bytes, BuiltLayer) {
+    let bytes = Bytes::from(ztoc.ztoc);
+    let digest = registry::sha256_digest(&bytes);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    tracing::info!(
+        layer = %plan.digest,
+        size = plan.size,
+        uncompressed_size = ztoc.uncompressed_size,
+        entries = ztoc.entries,
+        spans = ztoc.spans,
+        ztoc = %digest,
+        ztoc_size = bytes.len(),
+        seconds = secs,
+        mib_per_s = plan.size as f64 / secs / 1048576.0,
+        "layer indexed"
+    );
+    let size = bytes.len() as u64;
+    let built = BuiltLayer {
+        ztoc: ZtocLayer {
+            ztoc_digest: digest,
+            ztoc_size: i64::try_from(size).unwrap_or(i64::MAX),
+            layer_digest: plan.digest.clone(),
+            layer_media_type: plan.media_type.clone(),
+            span_size,
+            disable_xattrs: false,
+        },
+        seconds: secs,
+    };
+    (bytes, built)
+}

@@ -1,0 +1,214 @@
+//! Stage 5, push: the SOCI indexes, then for V1 nothing more (the index names its image in
+//! `subject`), for V2 the annotated manifests, the OCI index by digest and the tag, last.
+
+use bytes::Bytes;
+use soci_core::index::{
+    self as soci_index, ConversionSource, ConvertedPlatform, SociIndex, ZtocLayer,
+};
+use soci_core::oci;
+use soci_lambda_contract::IndexVersion;
+
+use super::outcome::{IndexingOutcome, LayerReport, SociIndexReport};
+use super::platforms::Target;
+use super::pusher::{Pusher, Store};
+use super::{ImageRef, Indexer, PipelineError, Result, doc};
+use crate::media;
+
+/// A SOCI index pushed for one target.
+pub(super) struct PushedSociIndex<'t> {
+    target: &'t Target,
+    index: SociIndex,
+    digest: String,
+    ztocs: usize,
+}
+
+/// What the final pushes report besides the artifacts.
+pub(super) struct Finish<'a> {
+    pub image: &'a ImageRef,
+    pub layers: Vec<LayerReport>,
+}
+
+impl Indexer {
+    /// Pushes the `{}` config every SOCI index refers to, then one SOCI index per target that
+    /// has zTOCs (`ztocs` is parallel to `targets`).
+    pub(super) async fn push_soci_indexes<'t>(
+        &self,
+        pusher: &Pusher,
+        targets: &'t [Target],
+        ztocs: &[Vec<ZtocLayer>],
+    ) -> Result<Vec<PushedSociIndex<'t>>> {
+        let config_media_type = match self.config.index_version {
+            IndexVersion::V1 => media::MEDIA_TYPE_SOCI_INDEX_V1,
+            IndexVersion::V2 => media::MEDIA_TYPE_SOCI_INDEX_V2,
+        };
+        pusher
+            .push(
+                Store::Blobs,
+                "config",
+                oci::EMPTY_JSON_CONFIG_DIGEST,
+                config_media_type,
+                Bytes::from_static(oci::EMPTY_JSON_CONFIG),
+            )
+            .await?;
+        let mut pushed = Vec::new();
+        for (t, ztocs) in targets.iter().zip(ztocs) {
+            if ztocs.is_empty() {
+                tracing::warn!(platform = %t.platform.display_name(), manifest = %t.descriptor.digest, "no layer of this platform was indexed: left as is");
+                continue;
+            }
+            let build_tool = &self.config.build_tool;
+            let index = match self.config.index_version {
+                IndexVersion::V1 => {
+                    soci_index::build_soci_index_v1(ztocs, &t.descriptor, build_tool)
+                }
+                IndexVersion::V2 => soci_index::build_soci_index_v2(ztocs, build_tool),
+            }
+            .map_err(doc(format!(
+                "build the SOCI index of {}",
+                t.descriptor.digest
+            )))?;
+            let blob = index.to_blob();
+            pusher
+                .push(
+                    Store::Manifests,
+                    "soci-index",
+                    &blob.digest,
+                    &blob.media_type,
+                    Bytes::from(blob.bytes),
+                )
+                .await?;
+            tracing::info!(platform = %t.platform.display_name(), manifest = %t.descriptor.digest, soci_index = %blob.digest, ztocs = ztocs.len(), "SOCI index pushed");
+            pushed.push(PushedSociIndex {
+                target: t,
+                index,
+                digest: blob.digest,
+                ztocs: ztocs.len(),
+            });
+        }
+        Ok(pushed)
+    }
+
+    /// V1: the (single) SOCI index is the result.
+    pub(super) async fn finish_v1(
+        &self,
+        pusher: &Pusher,
+        finish: Finish<'_>,
+        soci: Vec<PushedSociIndex<'_>>,
+    ) -> Result<IndexingOutcome> {
+        let image = finish.image;
+        let pushed_index = soci
+            .into_iter()
+            .next()
+            .ok_or_else(|| PipelineError::Invalid {
+                step: "V1 index".into(),
+                detail: "no SOCI index built".into(),
+            })?;
+        let (t, digest) = (pushed_index.target, pushed_index.digest);
+        let image_digest = image.digest.clone().unwrap_or_default();
+        tracing::info!(repository = %image.repository, digest = %image_digest, index_digest = %digest, "indexed (V1)");
+        Ok(IndexingOutcome::Indexed {
+            repository: image.repository.clone(),
+            image_digest,
+            tag: image.tag.clone().filter(|t| !t.is_empty()),
+            index_tag: None,
+            index_digest: digest.clone(),
+            soci_indexes: vec![SociIndexReport {
+                platform: t.platform.display_name(),
+                image_manifest: t.descriptor.digest.clone(),
+                soci_index: digest,
+                annotated_manifest: None,
+                ztocs: pushed_index.ztocs,
+            }],
+            layers: finish.layers,
+            pushed: pusher.pushed().await,
+            dry_run: self.dry_run,
+        })
+    }
+
+    /// V2: the annotated manifests, the OCI index by digest, then `index_tag` on it.
+    pub(super) async fn finish_v2(
+        &self,
+        pusher: &Pusher,
+        finish: Finish<'_>,
+        soci: Vec<PushedSociIndex<'_>>,
+        source: ConversionSource,
+        index_tag: String,
+    ) -> Result<IndexingOutcome> {
+        let (converted, soci_reports) = self.push_annotated_manifests(pusher, soci).await?;
+        let index_blob = soci_index::build_converted_index(source, &converted)
+            .map_err(doc("build the converted OCI index"))?;
+        let index_digest = index_blob.digest.clone();
+        let index_bytes = Bytes::from(index_blob.bytes);
+        let media_type = &index_blob.media_type;
+        pusher
+            .push(
+                Store::Manifests,
+                "index",
+                &index_digest,
+                media_type,
+                index_bytes.clone(),
+            )
+            .await?;
+        pusher
+            .tag(&index_tag, &index_digest, media_type, index_bytes)
+            .await?;
+        let image = finish.image;
+        let image_digest = image.digest.clone().unwrap_or_default();
+        let tag = image.tag.as_deref().filter(|t| !t.is_empty());
+        tracing::info!(repository = %image.repository, digest = %image_digest, tag = tag.unwrap_or_default(), index_tag = %index_tag, index_digest = %index_digest, dry_run = self.dry_run, "indexed");
+        Ok(IndexingOutcome::Indexed {
+            repository: image.repository.clone(),
+            image_digest,
+            tag: tag.map(String::from),
+            index_tag: Some(index_tag),
+            index_digest,
+            soci_indexes: soci_reports,
+            layers: finish.layers,
+            pushed: pusher.pushed().await,
+            dry_run: self.dry_run,
+        })
+    }
+
+    /// Pushes each target's manifest annotated with its SOCI index digest.
+    async fn push_annotated_manifests(
+        &self,
+        pusher: &Pusher,
+        soci: Vec<PushedSociIndex<'_>>,
+    ) -> Result<(Vec<ConvertedPlatform>, Vec<SociIndexReport>)> {
+        let mut converted = Vec::new();
+        let mut reports = Vec::new();
+        for PushedSociIndex {
+            target: t,
+            index,
+            digest: soci_digest,
+            ztocs,
+        } in soci
+        {
+            let annotated = soci_index::annotate_image_manifest(&t.manifest, &soci_digest);
+            let blob = &annotated.blob;
+            pusher
+                .push(
+                    Store::Manifests,
+                    "manifest",
+                    &blob.digest,
+                    &blob.media_type,
+                    Bytes::from(blob.bytes.clone()),
+                )
+                .await?;
+            reports.push(SociIndexReport {
+                platform: t.platform.display_name(),
+                image_manifest: t.descriptor.digest.clone(),
+                soci_index: soci_digest,
+                annotated_manifest: Some(blob.digest.clone()),
+                ztocs,
+            });
+            converted.push(ConvertedPlatform {
+                original_manifest_digest: t.descriptor.digest.clone(),
+                annotated_manifest: annotated,
+                soci_index: index,
+                platform: t.platform.clone(),
+            });
+        }
+        Ok((converted, reports))
+    }
+}

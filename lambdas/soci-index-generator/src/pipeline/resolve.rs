@@ -1,0 +1,99 @@
+//! Stage 1, resolve: apply the tag rules, fetch the pushed manifest and decode it.
+
+use std::ops::ControlFlow;
+
+use soci_core::oci::{self, Descriptor, ImageDocument, OciError};
+use soci_lambda_contract::indexing::{IndexVersion, TagSkip, tag_skip};
+
+use super::outcome::IndexingOutcome;
+use super::{ImageRef, Indexer, PipelineError, Result, doc, reg};
+
+/// The pushed image, fetched and decoded.
+pub(super) struct Resolved {
+    /// The image with the digest of the manifest fetched.
+    pub image: ImageRef,
+    /// The pushed document: an image manifest, or an index of them.
+    pub document: ImageDocument,
+    /// The pushed document's descriptor as pulled.
+    pub descriptor: Descriptor,
+}
+
+impl Indexer {
+    /// Resolves `image`, or says why it is skipped.
+    pub(super) async fn resolve(
+        &self,
+        image: &ImageRef,
+    ) -> Result<ControlFlow<IndexingOutcome, Resolved>> {
+        let repo = image.repository.as_str();
+        let tag = image.tag.as_deref().filter(|t| !t.is_empty());
+        if let Some(reason) = self.tag_skip_reason(tag) {
+            return Ok(ControlFlow::Break(IndexingOutcome::skipped(image, reason)));
+        }
+        let reference = match (&image.digest, tag) {
+            (Some(d), _) if !d.is_empty() => d.clone(),
+            (_, Some(t)) => t.to_string(),
+            _ => {
+                return Err(PipelineError::Invalid {
+                    step: "resolve image".into(),
+                    detail: "neither digest nor tag given".into(),
+                });
+            }
+        };
+        let top = self
+            .registry
+            .get_manifest(repo, &reference)
+            .await
+            .map_err(reg("fetch the pushed manifest"))?
+            .ok_or_else(|| PipelineError::Invalid {
+                step: "fetch the pushed manifest".into(),
+                detail: format!("{repo}@{reference} not found in the registry"),
+            })?;
+        tracing::info!(repository = repo, digest = %top.digest, media_type = %top.media_type, "image manifest fetched");
+        let image = ImageRef {
+            digest: Some(top.digest.clone()),
+            ..image.clone()
+        };
+        let document = match oci::parse_image_document(&top.bytes, &top.content_type) {
+            Ok(d) => d,
+            Err(OciError::UnsupportedMediaType { media_type }) => {
+                let reason = format!("not an image: media type {media_type:?}");
+                return Ok(ControlFlow::Break(IndexingOutcome::skipped(&image, reason)));
+            }
+            Err(e) => return Err(doc("decode the pushed manifest")(e)),
+        };
+        let descriptor = Descriptor::new(
+            &document_media_type(&document),
+            &top.digest,
+            i64::try_from(top.bytes.len()).unwrap_or(i64::MAX),
+        );
+        Ok(ControlFlow::Continue(Resolved {
+            image,
+            document,
+            descriptor,
+        }))
+    }
+
+    /// The shared tag rules, applied in V2 only: a V1 index is pushed untagged, so in V1 no tag
+    /// is this pipeline's own output and every push is indexed.
+    fn tag_skip_reason(&self, tag: Option<&str>) -> Option<String> {
+        if self.config.index_version != IndexVersion::V2 {
+            return None;
+        }
+        let suffix = &self.config.index_tag_suffix;
+        Some(match tag_skip(tag, IndexVersion::V2, suffix)? {
+            TagSkip::IndexTag => format!(
+                "tag {:?} ends with {suffix:?}: it is a SOCI index tag",
+                tag.unwrap_or_default()
+            ),
+            TagSkip::UntaggedV2 => "untagged push: V2 indexes tagged images only".into(),
+        })
+    }
+}
+
+fn document_media_type(d: &ImageDocument) -> String {
+    match d {
+        ImageDocument::Manifest { media_type, .. } | ImageDocument::Index { media_type, .. } => {
+            media_type.clone()
+        }
+    }
+}

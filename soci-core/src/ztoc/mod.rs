@@ -1,0 +1,69 @@
+//! The zTOC: its model, the byte-exact flatbuffer writer (`write.rs`), a bounds-checked reader
+//! (`read.rs`), the one-pass builder (`build.rs`, with the TOC collector in `toc.rs` and the
+//! uncompressed-layer pass in `uncompressed.rs`) and the consumer's checks (`verify.rs`).
+//!
+//! The writer drives the `flatbuffers` builder in the reference's call order (FORMAT.md
+//! section 4), which fixes the bytes; the generated `create()` helpers would reorder fields.
+
+/// The only zTOC version the reference writes.
+pub const ZTOC_VERSION: &str = "0.9";
+/// `CompressionInfo.compression_algorithm` values.
+pub const ALGORITHM_GZIP: i8 = 1;
+pub const ALGORITHM_UNCOMPRESSED: i8 = 2;
+/// The TarZinfo version the reference writes for uncompressed layers.
+pub const TAR_ZINFO_VERSION: i32 = 2;
+
+/// One TOC entry. Byte strings are raw (tar names need not be UTF-8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileMetadata {
+    pub name: Vec<u8>,
+    pub file_type: Vec<u8>,
+    pub uncompressed_offset: i64,
+    pub uncompressed_size: i64,
+    pub linkname: Vec<u8>,
+    pub mode: i64,
+    pub uid: u32,
+    pub gid: u32,
+    pub uname: Vec<u8>,
+    pub gname: Vec<u8>,
+    pub mod_time: Vec<u8>,
+    pub devmajor: i64,
+    pub devminor: i64,
+    /// All PAX records, sorted bytewise by key.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A whole zTOC.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ztoc {
+    pub version: Vec<u8>,
+    pub build_tool_identifier: Vec<u8>,
+    pub compressed_archive_size: i64,
+    pub uncompressed_archive_size: i64,
+    pub toc: Vec<FileMetadata>,
+    pub compression_algorithm: i8,
+    pub max_span_id: i32,
+    pub span_digests: Vec<Vec<u8>>,
+    /// The gzip checkpoint blob, or a nested TarZinfo flatbuffer for uncompressed layers.
+    pub checkpoints: Vec<u8>,
+}
+
+/// The nested TarZinfo flatbuffer of an uncompressed layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TarZinfo {
+    pub version: i32,
+    pub span_size: i64,
+    pub size: i64,
+}
+
+mod build;
+mod read;
+mod toc;
+mod uncompressed;
+pub mod verify;
+mod write;
+
+pub use build::{
+    BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, ReferenceBuild, build_reference_ztoc,
+    build_ztoc,
+};

@@ -1,0 +1,92 @@
+//! Tar entries to TOC entries, noting what a consumer could not read (FORMAT.md section 8) and
+//! whether the layer may carry the disable-xattrs annotation.
+
+use std::io::BufRead;
+
+use super::FileMetadata;
+use crate::tar::{self, TarReader};
+use crate::{Error, Result};
+
+/// The reference's name for a tar type, or the error it fails the layer with.
+pub(crate) fn type_name(typeflag: u8) -> Result<&'static str> {
+    Ok(match typeflag {
+        tar::TYPE_LINK => "hardlink",
+        tar::TYPE_SYMLINK => "symlink",
+        tar::TYPE_DIR => "dir",
+        tar::TYPE_REG => "reg",
+        tar::TYPE_CHAR => "char",
+        tar::TYPE_BLOCK => "block",
+        tar::TYPE_FIFO => "fifo",
+        other => {
+            return Err(Error::Rejected(format!(
+                "unsupported input tar entry {:?}",
+                char::from(other)
+            )));
+        }
+    })
+}
+
+/// Turns tar entries into TOC entries, noting what a consumer could not read.
+#[derive(Default)]
+pub(super) struct TocCollector {
+    pub(super) entries: Vec<FileMetadata>,
+    pub(super) unindexable: Vec<String>,
+    pub(super) xattrs_disableable: bool,
+}
+
+impl TocCollector {
+    pub(super) fn collect<R: BufRead>(&mut self, tar: &mut TarReader<R>) -> Result<()> {
+        self.xattrs_disableable = true;
+        while let Some(entry) = tar.next_entry()? {
+            let file_type = type_name(entry.typeflag)?;
+            let name = String::from_utf8_lossy(&entry.name).into_owned();
+            let mod_time = entry.mod_time.to_rfc3339_utc();
+            if entry.sparse {
+                self.unindexable
+                    .push(format!("{name:?} is a GNU sparse file"));
+            }
+            if entry.is_header_only() && entry.size != 0 {
+                self.unindexable.push(format!(
+                    "{name:?} is a {file_type} entry with a non-zero size field ({})",
+                    entry.size
+                ));
+            }
+            if mod_time.is_none() {
+                self.unindexable.push(format!(
+                    "{name:?} has a modification time outside years 0..9999"
+                ));
+            }
+            for (what, id) in [("uid", entry.uid), ("gid", entry.gid)] {
+                if u32::try_from(id).is_err() {
+                    self.unindexable
+                        .push(format!("{name:?} has {what} {id}, outside 0..2^32-1"));
+                }
+            }
+            if entry.name.ends_with(b".wh..wh..opq")
+                || entry
+                    .pax_records
+                    .keys()
+                    .any(|k| k.starts_with(b"SCHILY.xattr."))
+            {
+                self.xattrs_disableable = false;
+            }
+            self.entries.push(FileMetadata {
+                name: entry.name,
+                file_type: file_type.as_bytes().to_vec(),
+                uncompressed_offset: entry.data_offset as i64,
+                uncompressed_size: entry.size,
+                linkname: entry.linkname,
+                mode: entry.mode,
+                uid: entry.uid as u32,
+                gid: entry.gid as u32,
+                uname: entry.uname,
+                gname: entry.gname,
+                mod_time: mod_time.unwrap_or_default().into_bytes(),
+                devmajor: entry.devmajor,
+                devminor: entry.devminor,
+                xattrs: entry.pax_records.into_iter().collect(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! `cargo xtask bench index`: end-to-end indexing of an image in a local registry against a plain
+//! download of the same blobs, measured in the same run, on loopback and through throttled links.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use soci_index_generator::config::Config;
+use soci_index_generator::registry::Response;
+use soci_index_generator::{Credentials, RegistryClient, RetryPolicy};
+
+use super::child::{self, ChildRun};
+use crate::index_image as image;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Total uncompressed size of the three layers, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Measurement rounds (each: one download, one indexing run); every round is printed.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+    /// Also measure through a link limited to these rates (MiB/s, registry to client), the way
+    /// a real registry serves: comma-separated; empty for loopback only.
+    #[arg(long, value_delimiter = ',', default_value = "800,400,200,100")]
+    link_mib_s: Vec<u64>,
+}
+
+/// This process's user + system CPU time (all threads).
+fn cpu_seconds() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live, writable `rusage`; RUSAGE_SELF needs nothing else.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// One `cargo xtask index` of the bench image, as a user runs it, measured from outside.
+fn index_child(registry: &str, repo: &str, suffix: &str) -> anyhow::Result<ChildRun> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let run = child::run_measured(
+        Command::new(exe)
+            .args(["index", &format!("{registry}/{repo}:v1"), "--plain-http"])
+            .env("min_layer_size", "0")
+            .env("index_tag_suffix", suffix),
+    )
+    .context("the indexing child")?;
+    if !run.stdout.contains(&format!("tagged v1{suffix}")) {
+        bail!(
+            "the indexing child did not index the image:\n{}",
+            run.stdout
+        );
+    }
+    Ok(run)
+}
+
+/// Downloads every blob with the same client and concurrency as the indexer, bytes discarded.
+/// Returns seconds, bytes and the CPU seconds this process spent.
+fn download_all(
+    runtime: &tokio::runtime::Runtime,
+    client: &Arc<RegistryClient>,
+    repo: &'static str,
+    digests: &[String],
+    concurrency: usize,
+) -> anyhow::Result<(f64, u64, f64)> {
+    let cpu_before = cpu_seconds();
+    let (elapsed, bytes) = runtime.block_on(async {
+        let started = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut set = tokio::task::JoinSet::new();
+        for digest in digests {
+            let digest = digest.clone();
+            let client = client.clone();
+            let permits = permits.clone();
+            set.spawn(async move {
+                let _p = permits.acquire_owned().await?;
+                let resp = client.get_blob(repo, &digest).await?;
+                drain_response(resp).await
+            });
+        }
+        let mut bytes = 0u64;
+        while let Some(r) = set.join_next().await {
+            bytes += r??;
+        }
+        anyhow::Ok((started.elapsed(), bytes))
+    })?;
+    let cpu = cpu_seconds() - cpu_before;
+    Ok((elapsed.as_secs_f64(), bytes, cpu))
+}
+
+/// The bench image's compressed blobs, as pushed.
+struct BenchImage {
+    digests: Vec<String>,
+    uncompressed: u64,
+}
+
+/// The best round of one link setting.
+struct LinkSummary {
+    label: String,
+    download_s: f64,
+    bytes: u64,
+    index_s: f64,
+    rss_kib: u64,
+}
+
+const REPO: &str = "bench/app";
+
+fn client_of(addr: &str) -> anyhow::Result<Arc<RegistryClient>> {
+    let retry = RetryPolicy {
+        attempts: 3,
+        base_delay: Duration::from_millis(100),
+    };
+    Ok(Arc::new(RegistryClient::new(
+        &format!("http://{addr}"),
+        Credentials::Anonymous,
+        retry,
+    )?))
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build; figures only mean something with `cargo run --release -p xtask -- bench index`"
+        );
+    }
+    let registry = test_support::Registry::start()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("starting docker-registry (install it with `cargo xtask setup`)")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let client = client_of(&registry.addr)?;
+    let image = push_bench_image(&runtime, &client, args.size_mib)?;
+    // The indexer's layer concurrency (its default), for the baseline too.
+    let concurrency = Config::default().concurrency;
+    // Warm-up, not measured: the registry's files are in the page cache for every measurement.
+    download_all(&runtime, &client, REPO, &image.digests, concurrency)?;
+
+    let mut links = vec![None];
+    links.extend(args.link_mib_s.iter().map(|&rate| Some(rate)));
+    let mut summaries = Vec::new();
+    let mut round_no = 0;
+    for link_rate in links {
+        summaries.push(measure_link(
+            &runtime,
+            &registry.addr,
+            link_rate,
+            &image,
+            args.rounds.max(1),
+            &mut round_no,
+        )?);
+    }
+    print_summary(&summaries, image.uncompressed, concurrency);
+    Ok(())
+}
+
+/// Generates the three-layer image of `size_mib` uncompressed and pushes it as `bench/app:v1`.
+fn push_bench_image(
+    runtime: &tokio::runtime::Runtime,
+    client: &Arc<RegistryClient>,
+    size_mib: u64,
+) -> anyhow::Result<BenchImage> {
+    let total = size_mib << 20;
+    let sizes = [total * 45 / 100, total * 35 / 100, total * 20 / 100];
+    let started = Instant::now();
+    let mut layers = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let seed = i as u64 + 1;
+        let files = 4;
+        let entries: Vec<image::Entry> = (0..files)
+            .map(|f| {
+                image::Entry::File(
+                    format!("bench/{seed}/file{f}.bin"),
+                    size / files,
+                    seed * 100 + f,
+                )
+            })
+            .collect();
+        let layer = image::gzip_tar_layer(&entries)?;
+        eprintln!(
+            "layer {i}: {} MiB uncompressed, {} MiB gzip, {}",
+            layer.uncompressed >> 20,
+            layer.gzip.len() >> 20,
+            layer.digest
+        );
+        layers.push(layer);
+    }
+    let manifest = runtime.block_on(image::push_image(
+        client,
+        REPO,
+        Some("v1"),
+        "amd64",
+        &layers.iter().collect::<Vec<_>>(),
+    ))?;
+    eprintln!(
+        "image {} generated and pushed in {:.1} s",
+        manifest.digest,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(BenchImage {
+        digests: layers.iter().map(|l| l.digest.clone()).collect(),
+        uncompressed: layers.iter().map(|l| l.uncompressed).sum(),
+    })
+}
+
+/// Rounds of download-then-index, on loopback (`link_rate` None) or through a throttled link.
+fn measure_link(
+    runtime: &tokio::runtime::Runtime,
+    registry_addr: &str,
+    link_rate: Option<u64>,
+    image: &BenchImage,
+    rounds: u32,
+    round_no: &mut u32,
+) -> anyhow::Result<LinkSummary> {
+    // Declared before the client that talks through it, so it outlives the client.
+    let (link, label) = match link_rate {
+        Some(rate) => (
+            Some(runtime.block_on(test_support::link::ThrottledLink::start(
+                registry_addr,
+                rate as f64 * 1048576.0,
+            ))?),
+            format!("{rate} MiB/s link"),
+        ),
+        None => (None, "loopback".to_string()),
+    };
+    let addr = link
+        .as_ref()
+        .map_or(registry_addr, |link| &link.addr)
+        .to_string();
+    let client = client_of(&addr)?;
+    let concurrency = Config::default().concurrency;
+    let mut downloads = Vec::new();
+    let mut runs = Vec::new();
+    for _ in 0..rounds {
+        *round_no += 1;
+        let (secs, bytes, cpu) = download_all(runtime, &client, REPO, &image.digests, concurrency)?;
+        // A fresh `<tag><suffix>` per round, so every round indexes and pushes for real.
+        let run = index_child(&addr, REPO, &format!("-soci{round_no}"))?;
+        if *round_no == 1 {
+            print!("{}", run.stdout);
+        }
+        println!(
+            "{label}, round {round_no}: download {secs:.2} s ({:.0} MiB/s, {cpu:.2} CPU s) | index {:.2} s ({:.2} CPU s, peak RSS {:.1} MiB) | ratio {:.2}",
+            bytes as f64 / 1048576.0 / secs,
+            run.seconds,
+            run.cpu_seconds,
+            run.peak_rss_kib as f64 / 1024.0,
+            run.seconds / secs
+        );
+        downloads.push((secs, bytes));
+        runs.push(run);
+    }
+    let (download_s, bytes) = downloads
+        .iter()
+        .copied()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .context("no rounds")?;
+    let index_s = runs
+        .iter()
+        .map(|r| r.seconds)
+        .min_by(f64::total_cmp)
+        .context("no rounds")?;
+    let rss_kib = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+    Ok(LinkSummary {
+        label,
+        download_s,
+        bytes,
+        index_s,
+        rss_kib,
+    })
+}
+
+fn print_summary(summaries: &[LinkSummary], uncompressed: u64, concurrency: usize) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let bytes = summaries.first().map(|s| s.bytes).unwrap_or(0);
+    println!(
+        "compressed bytes: {:.1} MiB in 3 layers ({:.0} MiB uncompressed)",
+        bytes as f64 / 1048576.0,
+        uncompressed as f64 / 1048576.0
+    );
+    println!(
+        "machine: {} CPUs available, load average {}",
+        concurrency,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{:<18} {:>15} {:>15} {:>22} {:>14}",
+        "registry", "download (best)", "index (best)", "ratio (target <= 1.25)", "peak RSS"
+    );
+    for s in summaries {
+        let ratio = s.index_s / s.download_s;
+        let rss_mib = s.rss_kib as f64 / 1024.0;
+        println!(
+            "{:<18} {:>15} {:>15} {:>22} {:>14}",
+            s.label,
+            format!(
+                "{:.2} s {:>4.0} MiB/s",
+                s.download_s,
+                s.bytes as f64 / 1048576.0 / s.download_s
+            ),
+            format!("{:.2} s", s.index_s),
+            format!("{ratio:.2}{}", if ratio <= 1.25 { "" } else { " (over)" }),
+            format!(
+                "{rss_mib:.1} MiB{}",
+                if rss_mib <= 128.0 { "" } else { " (over)" }
+            ),
+        );
+    }
+    println!(
+        "index times are of a child process (`cargo xtask index`), start-up and pushes \
+         included, CPU and peak RSS from wait4; on loopback the download runs at memory speed \
+         and indexing is bound by inflating on {concurrency} CPUs"
+    );
+}
+
+/// Reads a response body to the end, discarding it; returns the byte count.
+async fn drain_response(mut resp: Response) -> anyhow::Result<u64> {
+    let mut n = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}

@@ -1,0 +1,26 @@
+//! `cargo xtask bench ...`: each benchmark prints its figures and the baseline measured in the same
+//! run. The code measured is the product's own commands, run as child processes and measured from
+//! outside (`child`), so no product command carries measuring code.
+
+mod child;
+mod coldstart;
+mod index;
+mod ztoc;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// zTOC build throughput against a bare inflate of the same bytes, and peak RSS.
+    Ztoc(ztoc::BenchArgs),
+    /// End-to-end indexing of a three-layer image from a local registry against a plain download.
+    Index(index::BenchArgs),
+    /// Cold start of the packaged `bootstrap`s: process start to the first Runtime API request.
+    Coldstart(coldstart::ColdstartArgs),
+}
+
+pub fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Ztoc(args) => ztoc::bench(args),
+        Bench::Index(args) => index::bench(args),
+        Bench::Coldstart(args) => coldstart::bench(args),
+    }
+}

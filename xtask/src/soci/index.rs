@@ -1,0 +1,206 @@
+//! `cargo xtask index REF`: the Lambda's pipeline from a shell, against any registry.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use soci_index_generator::config::{Config, IndexVersion, PlatformFilter, RegistryTarget};
+use soci_index_generator::{Credentials, ImageRef, Indexer, Outcome, RegistryClient, RetryPolicy};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Image reference: `host[:port]/repository[:tag][@sha256:...]`, e.g. `127.0.0.1:5000/app:v1`.
+    pub(crate) reference: String,
+    /// Talk HTTP instead of HTTPS to the registry.
+    #[arg(long)]
+    pub(crate) plain_http: bool,
+    /// Build a V1 index (with `subject`, untagged) instead of V2.
+    #[arg(long)]
+    pub(crate) v1: bool,
+    /// Platforms to index (`os/arch[/variant]`), repeatable; default: all.
+    #[arg(long = "platform")]
+    pub(crate) platforms: Vec<String>,
+    /// Build everything, push nothing; print what would be pushed.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// `host[:port]`, repository, tag, digest.
+fn parse_reference(
+    reference: &str,
+) -> anyhow::Result<(String, String, Option<String>, Option<String>)> {
+    let (rest, digest) = match reference.split_once('@') {
+        Some((r, d)) => (r, Some(d.to_string())),
+        None => (reference, None),
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        bail!("{reference:?}: expected host[:port]/repository[:tag][@digest]");
+    };
+    let (repository, tag) = match path.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r.to_string(), Some(t.to_string())),
+        _ => (path.to_string(), None),
+    };
+    if repository.is_empty() || host.is_empty() {
+        bail!("{reference:?}: expected host[:port]/repository[:tag][@digest]");
+    }
+    if tag.is_none() && digest.is_none() {
+        return Ok((host.to_string(), repository, Some("latest".into()), None));
+    }
+    Ok((host.to_string(), repository, tag, digest))
+}
+
+pub(crate) fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+}
+
+/// The indexer and image `args` describe: configuration from the environment (as the Lambda
+/// reads it), then the command line on top.
+pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
+    let (host, repository, tag, digest) = parse_reference(&args.reference)?;
+    let url = format!(
+        "{}://{host}",
+        if args.plain_http { "http" } else { "https" }
+    );
+    let mut config = Config::from_env().context("configuration from the environment")?;
+    if args.v1 {
+        config.index_version = IndexVersion::V1;
+    }
+    if !args.platforms.is_empty() {
+        config.platforms = args
+            .platforms
+            .iter()
+            .map(|p| PlatformFilter::parse(p))
+            .collect::<Result<_, _>>()?;
+    }
+    let (username, password) = match &config.registry {
+        RegistryTarget::Url {
+            username, password, ..
+        } => (username.clone(), password.clone()),
+        RegistryTarget::Ecr => (
+            std::env::var("SOCI_REGISTRY_USERNAME").ok(),
+            std::env::var("SOCI_REGISTRY_PASSWORD").ok(),
+        ),
+    };
+    let credentials = match (username, password) {
+        (Some(username), Some(password)) => Credentials::Basic { username, password },
+        _ => Credentials::Anonymous,
+    };
+    config.registry = RegistryTarget::Url {
+        url: url.clone(),
+        username: None,
+        password: None,
+    };
+    let client = RegistryClient::new(
+        &url,
+        credentials,
+        RetryPolicy {
+            attempts: config.retry_attempts,
+            base_delay: config.retry_base_delay,
+        },
+    )?;
+    let indexer = Indexer::new(Arc::new(client), config).dry_run(args.dry_run);
+    let image = ImageRef {
+        repository,
+        digest,
+        tag,
+    };
+    Ok((indexer, image))
+}
+
+/// Runs the indexer on `image`; errors carry the reference, their whole chain, and a hint when
+/// the registry is plain HTTP but was spoken to in TLS.
+pub(crate) fn index(
+    runtime: &tokio::runtime::Runtime,
+    indexer: &Indexer,
+    image: &ImageRef,
+    args: &Args,
+) -> anyhow::Result<Outcome> {
+    runtime.block_on(indexer.run(image)).map_err(|e| {
+        let mut message = format!(
+            "indexing {}: {}",
+            args.reference,
+            soci_index_generator::error_chain(&e)
+        );
+        if !args.plain_http
+            && (message.contains("InvalidContentType") || message.contains("corrupt message"))
+        {
+            message.push_str(" (the registry answers plain HTTP: add --plain-http)");
+        }
+        anyhow::anyhow!(message)
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    init_logs();
+    let (indexer, image) = prepare(&args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = index(&runtime, &indexer, &image, &args)?;
+    print_outcome(&outcome, args.dry_run)?;
+    Ok(())
+}
+
+pub(crate) fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match outcome {
+        Outcome::Indexed {
+            pushed,
+            layers,
+            index_digest,
+            index_tag,
+            ..
+        } => {
+            let verb = if dry_run { "would push" } else { "pushed" };
+            for l in layers {
+                writeln!(out, "layer {} ({} bytes): {}", l.digest, l.size, l.result)?;
+            }
+            for p in pushed {
+                writeln!(
+                    out,
+                    "{verb} {:<10} {} ({} bytes, {})",
+                    p.kind, p.reference, p.size, p.media_type
+                )?;
+            }
+            match index_tag {
+                Some(tag) if dry_run => {
+                    writeln!(out, "index {index_digest} would be tagged {tag}")?
+                }
+                Some(tag) => writeln!(out, "index {index_digest} tagged {tag}")?,
+                None => writeln!(
+                    out,
+                    "SOCI index {index_digest} (untagged, subject = the image)"
+                )?,
+            }
+        }
+        other => writeln!(out, "{}", serde_json::to_string_pretty(other)?)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_reference;
+
+    #[test]
+    fn references() {
+        let (h, r, t, d) = parse_reference("127.0.0.1:5000/team/app:v1").unwrap();
+        assert_eq!(
+            (h.as_str(), r.as_str(), t.as_deref(), d),
+            ("127.0.0.1:5000", "team/app", Some("v1"), None)
+        );
+        let (_, r, t, d) = parse_reference("localhost:5000/app@sha256:ab").unwrap();
+        assert_eq!(
+            (r.as_str(), t, d.as_deref()),
+            ("app", None, Some("sha256:ab"))
+        );
+        let (_, _, t, _) = parse_reference("r.example/app").unwrap();
+        assert_eq!(t.as_deref(), Some("latest"));
+        assert!(parse_reference("app").is_err());
+    }
+}
