@@ -6,7 +6,6 @@
 
 mod bench;
 mod checks;
-mod index_image;
 mod release;
 mod soci;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::Value;
 use soci_index_generator::{ImageRef, IndexVersion, Outcome};
 
 fn image(repo: &str, digest: &str, tag: Option<&str>) -> ImageRef {
@@ -23,10 +23,10 @@ fn status(o: &Outcome) -> &'static str {
 async fn single_platform_image_mixed_layers() {
     let env = Env::start().await;
     let repo = "team/app";
-    let big1 = Layer::gzip(1, 900 * 1024);
-    let small = Layer::gzip(2, 10 * 1024); // < MIN_LAYER compressed
-    let zstd = Layer::zstd(3, 300 * 1024);
-    let plain = Layer::tar(4, 600 * 1024);
+    let big1 = LayerBlob::gzip(1, 900 * 1024);
+    let small = LayerBlob::gzip(2, 10 * 1024); // < MIN_LAYER compressed
+    let zstd = LayerBlob::zstd(3, 300 * 1024);
+    let plain = LayerBlob::tar(4, 600 * 1024);
     let layers = vec![big1.clone(), small.clone(), zstd.clone(), plain.clone()];
     assert!((small.blob.len() as u64) < MIN_LAYER);
     let pushed = push_image(&env, repo, Some("v1"), &layers, "amd64", false).await;
@@ -97,7 +97,10 @@ async fn two_platform_index_with_attestation() {
         &env,
         repo,
         None,
-        &[Layer::gzip(10, 700 * 1024), Layer::gzip(11, 500 * 1024)],
+        &[
+            LayerBlob::gzip(10, 700 * 1024),
+            LayerBlob::gzip(11, 500 * 1024),
+        ],
         "amd64",
         false,
     )
@@ -106,7 +109,7 @@ async fn two_platform_index_with_attestation() {
         &env,
         repo,
         None,
-        &[Layer::gzip(12, 800 * 1024)],
+        &[LayerBlob::gzip(12, 800 * 1024)],
         "arm64",
         false,
     )
@@ -116,11 +119,16 @@ async fn two_platform_index_with_attestation() {
         &env,
         repo,
         "v2",
-        &[
-            (amd.clone(), json!({"platform": {"architecture": "amd64", "os": "linux"}})),
-            (arm.clone(), json!({"platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}})),
-            (att.clone(), json!({"platform": {"architecture": "unknown", "os": "unknown"},
-                "annotations": {"vnd.docker.reference.digest": amd.digest, "vnd.docker.reference.type": "attestation-manifest"}})),
+        vec![
+            index_descriptor(&amd, "linux", "amd64", None, &Value::Null),
+            index_descriptor(&arm, "linux", "arm64", Some("v8"), &Value::Null),
+            index_descriptor(
+                &att,
+                "unknown",
+                "unknown",
+                None,
+                &attestation_annotations(&amd.digest),
+            ),
         ],
         false,
     )
@@ -181,7 +189,7 @@ async fn docker_media_types() {
         &env,
         repo,
         None,
-        &[Layer::docker_gzip(20, 700 * 1024)],
+        &[LayerBlob::docker_gzip(20, 700 * 1024)],
         "amd64",
         true,
     )
@@ -190,10 +198,7 @@ async fn docker_media_types() {
         &env,
         repo,
         "latest",
-        &[(
-            amd.clone(),
-            json!({"platform": {"architecture": "amd64", "os": "linux"}}),
-        )],
+        vec![index_descriptor(&amd, "linux", "amd64", None, &Value::Null)],
         true,
     )
     .await;
@@ -211,7 +216,7 @@ async fn docker_media_types() {
         &env,
         repo,
         Some("single"),
-        &[Layer::docker_gzip(21, 700 * 1024)],
+        &[LayerBlob::docker_gzip(21, 700 * 1024)],
         "arm64",
         true,
     )
@@ -239,7 +244,10 @@ async fn no_eligible_layer_untagged_and_own_tags_are_not_errors() {
         &env,
         repo,
         Some("v1"),
-        &[Layer::gzip(30, 8 * 1024), Layer::zstd(31, 500 * 1024)],
+        &[
+            LayerBlob::gzip(30, 8 * 1024),
+            LayerBlob::zstd(31, 500 * 1024),
+        ],
         "amd64",
         false,
     )
@@ -267,9 +275,9 @@ async fn no_eligible_layer_untagged_and_own_tags_are_not_errors() {
     assert_eq!(tags(&env, repo).await, vec!["v1"]);
 
     // Not an image: an artifact manifest.
-    let d = push_blob(&env, repo, b"{}").await;
-    let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x-sbom",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": d, "size": 2}, "layers": []});
+    let d = push_blob(&env, repo, "application/vnd.oci.empty.v1+json", b"{}").await;
+    let artifact = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x-sbom",
+        "config": d.descriptor(), "layers": []});
     let a = put_manifest(
         &env,
         repo,
@@ -290,15 +298,9 @@ async fn no_eligible_layer_untagged_and_own_tags_are_not_errors() {
 async fn unindexable_and_rejected_layers_are_left_out() {
     let env = Env::start().await;
     let repo = "weird";
-    let good = Layer::gzip(40, 600 * 1024);
-    let bad = Layer {
-        media_type: OCI_GZIP.into(),
-        blob: gzip(&unindexable_tar(41)),
-    };
-    let garbage = Layer {
-        media_type: OCI_TAR.into(),
-        blob: garbage_tar(42),
-    };
+    let good = LayerBlob::gzip(40, 600 * 1024);
+    let bad = LayerBlob::unindexable(41);
+    let garbage = LayerBlob::garbage(42);
     assert!(bad.blob.len() as u64 >= MIN_LAYER);
     let pushed = push_image(
         &env,
@@ -345,12 +347,12 @@ async fn unindexable_and_rejected_layers_are_left_out() {
 async fn v1_index_with_subject_untagged() {
     let env = Env::start().await;
     let repo = "v1app";
-    let l = Layer::gzip(50, 700 * 1024);
+    let l = LayerBlob::gzip(50, 700 * 1024);
     let pushed = push_image(
         &env,
         repo,
         Some("v1"),
-        &[l.clone(), Layer::gzip(51, 4 * 1024)],
+        &[l.clone(), LayerBlob::gzip(51, 4 * 1024)],
         "amd64",
         false,
     )
@@ -371,11 +373,12 @@ async fn v1_index_with_subject_untagged() {
         panic!("{o:?}")
     };
     assert!(index_tag.is_none());
-    let (v, layers) = check_soci_index(&env, repo, index_digest, SOCI_V1).await;
-    assert_eq!(layers, vec![l.digest()]);
-    assert_eq!(v["subject"]["digest"], pushed.digest.as_str());
-    assert_eq!(v["subject"]["mediaType"], OCI_MANIFEST);
-    assert_eq!(v["subject"]["size"], pushed.size);
+    let indexed = check_v1(&env, repo, index_digest, &pushed.digest).await;
+    assert_eq!(indexed.indexed_layers(), vec![l.digest()]);
+    let subject = indexed.soci_index.subject.as_ref().expect("subject");
+    assert_eq!(subject.digest, pushed.digest);
+    assert_eq!(subject.media_type, OCI_MANIFEST);
+    assert_eq!(u64::try_from(subject.size).ok(), Some(pushed.size));
     assert_eq!(tags(&env, repo).await, vec!["v1"], "V1 pushes untagged");
     // Re-run: same bytes, nothing new pushed.
     let before = env.proxy.writes();
@@ -391,9 +394,12 @@ async fn v1_index_with_subject_untagged() {
         &env,
         repo,
         "multi",
-        &[(
-            pushed.clone(),
-            json!({"platform": {"architecture": "amd64", "os": "linux"}}),
+        vec![index_descriptor(
+            &pushed,
+            "linux",
+            "amd64",
+            None,
+            &Value::Null,
         )],
         false,
     )
@@ -414,7 +420,7 @@ async fn transient_503s_are_retried() {
         &env,
         repo,
         Some("v1"),
-        &[Layer::gzip(60, 700 * 1024)],
+        &[LayerBlob::gzip(60, 700 * 1024)],
         "amd64",
         false,
     )
@@ -447,7 +453,7 @@ async fn persistent_failure_is_an_error_naming_step_and_answer() {
         &env,
         repo,
         Some("v1"),
-        &[Layer::gzip(70, 700 * 1024)],
+        &[LayerBlob::gzip(70, 700 * 1024)],
         "amd64",
         false,
     )

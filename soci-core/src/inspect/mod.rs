@@ -28,7 +28,7 @@ mod tests;
 use std::future::Future;
 
 pub use report::{
-    Document, GraphReport, ImageManifestReport, LayerReport, LeftAsIs, LeftAsIsReason,
+    Document, GraphReport, ImageManifestReport, InspectedLayer, LeftAsIs, LeftAsIsReason,
     PlatformReport, SociIndexReport, ZtocReport,
 };
 
@@ -41,7 +41,7 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A manifest as a registry serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedManifest {
+pub struct SourceManifest {
     /// `sha256:<hex>` the registry gives for it (`Docker-Content-Digest`).
     pub digest: String,
     /// The media type it was served with (`Content-Type`).
@@ -61,7 +61,7 @@ pub trait GraphSource {
     fn manifest(
         &self,
         reference: &str,
-    ) -> impl Future<Output = Result<Option<FetchedManifest>, Self::Error>>;
+    ) -> impl Future<Output = Result<Option<SourceManifest>, Self::Error>>;
 
     /// The blob with `digest` (a config or a zTOC).
     fn blob(&self, digest: &str) -> impl Future<Output = Result<Vec<u8>, Self::Error>>;

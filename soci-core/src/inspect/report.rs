@@ -62,7 +62,7 @@ pub struct PlatformReport {
     pub image_manifest: ImageManifestReport,
     pub soci_index: SociIndexReport,
     /// Every layer of the image manifest, in order, with its zTOC when it has one.
-    pub layers: Vec<LayerReport>,
+    pub layers: Vec<InspectedLayer>,
     /// zTOC descriptors whose layer is not in the image manifest (each also a problem).
     pub stray_ztocs: Vec<Descriptor>,
     /// What is wrong with this platform's documents (zTOC verify problems are in
@@ -93,7 +93,7 @@ pub struct SociIndexReport {
 
 /// One layer of an image manifest.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LayerReport {
+pub struct InspectedLayer {
     /// As the image manifest lists it.
     pub descriptor: Descriptor,
     /// `None`: no zTOC, the layer is pulled whole.

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::report::{Document, LayerReport, SociIndexReport, ZtocReport};
+use super::report::{Document, InspectedLayer, SociIndexReport, ZtocReport};
 use super::walk::{check_canonical, decoded};
 use super::{GraphSource, InspectError};
 use crate::index::{SociIndexVersion, sha256_digest, unmarshal_soci_index};
@@ -17,7 +17,7 @@ use crate::ztoc::Ztoc;
 /// A SOCI index read back, with the image layers it covers.
 pub(super) struct CheckedIndex {
     pub report: SociIndexReport,
-    pub layers: Vec<LayerReport>,
+    pub layers: Vec<InspectedLayer>,
     pub stray: Vec<Descriptor>,
 }
 
@@ -132,7 +132,7 @@ async fn check_ztocs<S: GraphSource>(
     blobs: &[Descriptor],
     image: &Manifest,
     problems: &mut Vec<String>,
-) -> Result<(Vec<LayerReport>, Vec<Descriptor>), InspectError> {
+) -> Result<(Vec<InspectedLayer>, Vec<Descriptor>), InspectError> {
     let image_layers = image.layers();
     let mut ztocs: Vec<Option<ZtocReport>> = vec![None; image_layers.len()];
     let mut stray = Vec::new();
@@ -170,7 +170,7 @@ async fn check_ztocs<S: GraphSource>(
     let layers = image_layers
         .iter()
         .zip(ztocs)
-        .map(|(descriptor, ztoc)| LayerReport {
+        .map(|(descriptor, ztoc)| InspectedLayer {
             descriptor: descriptor.clone(),
             ztoc,
         })

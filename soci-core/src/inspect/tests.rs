@@ -40,7 +40,7 @@ fn run<F: Future>(future: F) -> F::Output {
 /// A registry in memory: manifests by digest and tag, blobs by digest.
 #[derive(Default, Clone)]
 struct Registry {
-    manifests: BTreeMap<String, FetchedManifest>,
+    manifests: BTreeMap<String, SourceManifest>,
     blobs: BTreeMap<String, Vec<u8>>,
     /// Fetching this digest fails (a broken connection).
     failing: Option<String>,
@@ -52,7 +52,7 @@ impl Registry {
         let descriptor = Descriptor::new(media_type, &digest, bytes.len() as i64);
         self.manifests.insert(
             digest.clone(),
-            FetchedManifest {
+            SourceManifest {
                 digest,
                 media_type: media_type.to_string(),
                 bytes,
@@ -84,7 +84,7 @@ impl GraphSource for Registry {
     type Error = String;
     type Layer = Vec<u8>;
 
-    async fn manifest(&self, reference: &str) -> Result<Option<FetchedManifest>, String> {
+    async fn manifest(&self, reference: &str) -> Result<Option<SourceManifest>, String> {
         self.check_failing(reference)?;
         Ok(self.manifests.get(reference).cloned())
     }

@@ -11,7 +11,7 @@ use soci_index_generator::registry::Response;
 use soci_index_generator::{Credentials, RegistryClient, RetryPolicy};
 
 use super::child::{self, ChildRun};
-use crate::index_image as image;
+use test_support::image;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {

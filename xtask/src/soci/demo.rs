@@ -6,9 +6,9 @@
 //!    10 MiB minimum layer size) and a BuildKit-style attestation manifest;
 //! 3. indexes it exactly as `cargo xtask index 127.0.0.1:PORT/demo/app:v1 --plain-http` does
 //!    (same functions, configuration from the environment as the Lambda reads it);
-//! 4. walks what was pushed, from the registry: `v1-soci` OCI index -> annotated image
-//!    manifests -> SOCI indexes -> zTOCs, and runs the consumer's checks (`soci_core::verify`)
-//!    on every zTOC against its layer;
+//! 4. walks what was pushed, from the registry, with `soci_core::inspect`: `v1-soci` OCI index ->
+//!    annotated image manifests -> SOCI indexes -> zTOCs, and runs the consumer's checks
+//!    (`soci_core::verify`) on every zTOC against its layer;
 //! 5. stops the registry. Any failed check makes the command fail.
 
 use std::collections::HashMap;
@@ -16,14 +16,13 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use soci_core::oci::{
-    ANNOTATION_IMAGE_LAYER_DIGEST, ANNOTATION_IMAGE_MANIFEST_DIGEST, ANNOTATION_SOCI_INDEX_DIGEST,
-    ANNOTATION_SPAN_SIZE, MEDIA_TYPE_SOCI_INDEX_V2,
-};
+use soci_core::inspect::{GraphReport, LeftAsIsReason, PlatformReport, Root, inspect};
+use soci_core::oci::ANNOTATION_SOCI_INDEX_DIGEST;
 use soci_index_generator::pipeline::LayerReport;
+use soci_index_generator::registry::RepositoryGraph;
 use soci_index_generator::{Outcome, RegistryClient};
 
-use crate::index_image::{self as image, Entry, Layer};
+use test_support::image::{self, Entry, Layer, Pushed};
 
 #[derive(clap::Args)]
 pub struct Args {}
@@ -130,6 +129,15 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     result
 }
 
+/// The demo image as pushed: the OCI index and its three manifests.
+struct DemoImage {
+    index: Pushed,
+    platforms: [Pushed; 2],
+    attestation: Pushed,
+    /// Uncompressed size of every layer, by digest.
+    uncompressed: HashMap<String, u64>,
+}
+
 fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let index_args = crate::soci::index::Args {
@@ -149,91 +157,7 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
             base_delay: config.retry_base_delay,
         },
     )?;
-
-    // The image.
-    let started = Instant::now();
-    let amd = platform_layers("amd64", 1, 34, true)?;
-    let arm = platform_layers("arm64", 2, 32, false)?;
-    let generated = started.elapsed().as_secs_f64();
-    let uncompressed: HashMap<String, u64> = amd
-        .iter()
-        .chain(&arm)
-        .map(|l| (l.digest.clone(), l.uncompressed))
-        .collect();
-    let largest = |ls: &[Layer]| ls.iter().map(|l| l.gzip.len() as u64).max().unwrap_or(0);
-    if largest(&amd).min(largest(&arm)) < config.min_layer_size {
-        bail!(
-            "the generated base layers ({} and {}) are below the minimum layer size {} bytes (from min_layer_size in the environment, or the 10 MiB default)",
-            mib(largest(&amd)),
-            mib(largest(&arm)),
-            config.min_layer_size
-        );
-    }
-    let started = Instant::now();
-    let (index, amd_m, arm_m, att_m) = runtime.block_on(async {
-        let amd_m = image::push_image(
-            &client,
-            REPO,
-            None,
-            "amd64",
-            &amd.iter().collect::<Vec<_>>(),
-        )
-        .await?;
-        let arm_m = image::push_image(
-            &client,
-            REPO,
-            None,
-            "arm64",
-            &arm.iter().collect::<Vec<_>>(),
-        )
-        .await?;
-        let att_m = image::push_attestation(&client, REPO, &amd_m).await?;
-        let entries = [
-            image::IndexEntry {
-                manifest: &amd_m,
-                platform: ("linux", "amd64"),
-                annotations: Value::Null,
-            },
-            image::IndexEntry {
-                manifest: &arm_m,
-                platform: ("linux", "arm64"),
-                annotations: Value::Null,
-            },
-            image::IndexEntry {
-                manifest: &att_m,
-                platform: ("unknown", "unknown"),
-                annotations: json!({
-                    "vnd.docker.reference.digest": amd_m.digest,
-                    "vnd.docker.reference.type": "attestation-manifest",
-                }),
-            },
-        ];
-        let index = image::push_index(&client, REPO, TAG, &entries).await?;
-        anyhow::Ok((index, amd_m, arm_m, att_m))
-    })?;
-    println!(
-        "== image {REPO}:{TAG} = OCI index {} (generated in {generated:.2} s, pushed in {:.2} s)",
-        index.digest,
-        started.elapsed().as_secs_f64()
-    );
-    for (platform, manifest, layers) in
-        [("linux/amd64", &amd_m, &amd), ("linux/arm64", &arm_m, &arm)]
-    {
-        println!("   {platform:<16} manifest {}", manifest.digest);
-        for l in layers {
-            println!(
-                "     layer {} {:>9} gzip {:>9} tar",
-                l.digest,
-                mib(l.gzip.len() as u64),
-                mib(l.uncompressed)
-            );
-        }
-    }
-    println!(
-        "   unknown/unknown  attestation manifest {} (for linux/amd64)",
-        att_m.digest
-    );
-    drop((amd, arm));
+    let image = push_demo_image(&runtime, &client, config.min_layer_size)?;
 
     // The generator, exactly as `cargo xtask index` runs it.
     println!(
@@ -264,23 +188,24 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
             other.status()
         ),
     };
-    let reports: HashMap<&str, &LayerReport> = layer_reports
+    let built: HashMap<&str, &LayerReport> = layer_reports
         .iter()
         .map(|l| (l.digest.as_str(), l))
         .collect();
 
     // What is in the registry now, read back from it.
     let started = Instant::now();
-    let problems = runtime.block_on(walk(
-        &client,
-        index_tag,
-        index_digest,
-        &index.digest,
-        &[&amd_m.digest, &arm_m.digest],
-        &att_m.digest,
-        &uncompressed,
-        &reports,
-    ))?;
+    let graph = RepositoryGraph {
+        client: &client,
+        repository: REPO,
+    };
+    let report = runtime
+        .block_on(inspect(
+            &graph,
+            &Root::v2(index_tag.as_str()).with_original(TAG),
+        ))
+        .with_context(|| format!("reading back {REPO}:{index_tag}"))?;
+    let problems = print_graph(&report, index_tag, index_digest, &image, &built);
     println!(
         "   read back and verified in {:.2} s",
         started.elapsed().as_secs_f64()
@@ -298,214 +223,212 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn json_manifest(
+/// Generates the two-platform image and its attestation, pushes them as `demo/app:v1`, and
+/// prints what was pushed.
+fn push_demo_image(
+    runtime: &tokio::runtime::Runtime,
     client: &RegistryClient,
-    reference: &str,
-) -> anyhow::Result<(Value, u64, String)> {
-    let m = client
-        .get_manifest(REPO, reference)
-        .await
-        .with_context(|| format!("fetching {REPO}@{reference}"))?
-        .with_context(|| format!("{REPO}@{reference} is not in the registry"))?;
-    let value: Value = serde_json::from_slice(&m.bytes)
-        .with_context(|| format!("{REPO}@{reference} is not JSON"))?;
-    Ok((value, m.bytes.len() as u64, m.digest))
+    min_layer_size: u64,
+) -> anyhow::Result<DemoImage> {
+    let started = Instant::now();
+    let amd = platform_layers("amd64", 1, 34, true)?;
+    let arm = platform_layers("arm64", 2, 32, false)?;
+    let generated = started.elapsed().as_secs_f64();
+    let largest = |ls: &[Layer]| ls.iter().map(|l| l.gzip.len() as u64).max().unwrap_or(0);
+    if largest(&amd).min(largest(&arm)) < min_layer_size {
+        bail!(
+            "the generated base layers ({} and {}) are below the minimum layer size {} bytes (from min_layer_size in the environment, or the 10 MiB default)",
+            mib(largest(&amd)),
+            mib(largest(&arm)),
+            min_layer_size
+        );
+    }
+    let started = Instant::now();
+    let (index, amd_m, arm_m, att_m) = runtime.block_on(async {
+        let amd_m =
+            image::push_image(client, REPO, None, "amd64", &amd.iter().collect::<Vec<_>>()).await?;
+        let arm_m =
+            image::push_image(client, REPO, None, "arm64", &arm.iter().collect::<Vec<_>>()).await?;
+        let att_m = image::push_attestation(client, REPO, &amd_m).await?;
+        let entries = [
+            image::IndexEntry {
+                manifest: &amd_m,
+                platform: ("linux", "amd64"),
+                annotations: Value::Null,
+            },
+            image::IndexEntry {
+                manifest: &arm_m,
+                platform: ("linux", "arm64"),
+                annotations: Value::Null,
+            },
+            image::IndexEntry {
+                manifest: &att_m,
+                platform: ("unknown", "unknown"),
+                annotations: json!({
+                    "vnd.docker.reference.digest": amd_m.digest,
+                    "vnd.docker.reference.type": "attestation-manifest",
+                }),
+            },
+        ];
+        let index = image::push_index(client, REPO, TAG, &entries).await?;
+        anyhow::Ok((index, amd_m, arm_m, att_m))
+    })?;
+    println!(
+        "== image {REPO}:{TAG} = OCI index {} (generated in {generated:.2} s, pushed in {:.2} s)",
+        index.digest,
+        started.elapsed().as_secs_f64()
+    );
+    for (platform, manifest, layers) in
+        [("linux/amd64", &amd_m, &amd), ("linux/arm64", &arm_m, &arm)]
+    {
+        println!("   {platform:<16} manifest {}", manifest.digest);
+        for l in layers {
+            println!(
+                "     layer {} {:>9} gzip {:>9} tar",
+                l.digest,
+                mib(l.gzip.len() as u64),
+                mib(l.uncompressed)
+            );
+        }
+    }
+    println!(
+        "   unknown/unknown  attestation manifest {} (for linux/amd64)",
+        att_m.digest
+    );
+    let uncompressed = amd
+        .iter()
+        .chain(&arm)
+        .map(|l| (l.digest.clone(), l.uncompressed))
+        .collect();
+    Ok(DemoImage {
+        index,
+        platforms: [amd_m, arm_m],
+        attestation: att_m,
+        uncompressed,
+    })
 }
 
-fn annotation<'a>(d: &'a Value, key: &str) -> Option<&'a str> {
-    d["annotations"][key].as_str()
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("")
-}
-
-/// Prints the `<tag>-soci` graph and verifies every zTOC; returns the problems found.
-#[allow(clippy::too_many_arguments)]
-async fn walk(
-    client: &RegistryClient,
+/// Prints the `<tag>-soci` graph `soci_core::inspect` read back; returns the problems found.
+fn print_graph(
+    report: &GraphReport,
     index_tag: &str,
     index_digest: &str,
-    original_index: &str,
-    originals: &[&str],
-    attestation: &str,
-    uncompressed: &HashMap<String, u64>,
-    reports: &HashMap<&str, &LayerReport>,
-) -> anyhow::Result<Vec<String>> {
-    let mut problems = Vec::new();
-    let (_, _, still) = json_manifest(client, TAG).await?;
-    if still != original_index {
-        problems.push(format!("{TAG} moved: {still}, was {original_index}"));
-    }
-    let (index, size, digest) = json_manifest(client, index_tag).await?;
-    if digest != index_digest {
+    image: &DemoImage,
+    built: &HashMap<&str, &LayerReport>,
+) -> Vec<String> {
+    let mut problems = report.problems();
+    if let Some(original) = &report.original
+        && original.digest != image.index.digest
+    {
         problems.push(format!(
-            "{index_tag} is {digest}, the generator reported {index_digest}"
+            "{TAG} moved: {}, was {}",
+            original.digest, image.index.digest
+        ));
+    }
+    if report.root.digest != index_digest {
+        problems.push(format!(
+            "{index_tag} is {}, the generator reported {index_digest}",
+            report.root.digest
         ));
     }
     println!(
-        "== pushed: {REPO}:{index_tag} -> OCI index {digest} ({size} bytes, {})",
-        str_of(&index, "mediaType")
+        "== pushed: {REPO}:{index_tag} -> OCI index {} ({} bytes, {})",
+        report.root.digest, report.root.size, report.root.media_type
     );
-    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
-    let soci_for: HashMap<&str, &Value> = entries
-        .iter()
-        .filter(|d| str_of(d, "artifactType") == MEDIA_TYPE_SOCI_INDEX_V2)
-        .filter_map(|d| annotation(d, ANNOTATION_IMAGE_MANIFEST_DIGEST).map(|m| (m, d)))
-        .collect();
-    let mut platforms_indexed = 0;
-    for d in &entries {
-        let platform = format!(
-            "{}/{}",
-            str_of(&d["platform"], "os"),
-            str_of(&d["platform"], "architecture")
-        );
-        let mdigest = str_of(d, "digest");
-        if str_of(d, "artifactType") == MEDIA_TYPE_SOCI_INDEX_V2 {
-            continue; // printed under its image manifest
-        }
-        if mdigest == attestation {
+    for platform in &report.platforms {
+        print_platform(platform, image, built);
+    }
+    for left in &report.left_as_is {
+        let d = &left.descriptor;
+        let name = d
+            .platform
+            .as_ref()
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .unwrap_or_default();
+        if left.reason == LeftAsIsReason::Attestation && d.digest == image.attestation.digest {
             println!(
-                "   ├─ {platform:<16} attestation manifest {mdigest} (kept as is, not indexed)"
+                "   ├─ {name:<16} attestation manifest {} (kept as is, not indexed)",
+                d.digest
             );
-            continue;
-        }
-        let Some(soci_digest) = annotation(d, ANNOTATION_SOCI_INDEX_DIGEST) else {
+        } else {
             problems.push(format!(
-                "{platform}: manifest {mdigest} without {ANNOTATION_SOCI_INDEX_DIGEST}"
+                "{name}: manifest {} without {ANNOTATION_SOCI_INDEX_DIGEST}",
+                d.digest
             ));
-            continue;
-        };
-        let (manifest, msize, _) = json_manifest(client, mdigest).await?;
-        if annotation(&manifest, ANNOTATION_SOCI_INDEX_DIGEST) != Some(soci_digest) {
-            problems.push(format!(
-                "{platform}: the manifest's own annotation differs from the index's"
-            ));
-        }
-        println!(
-            "   ├─ {platform:<16} image manifest {mdigest} ({msize} bytes; annotated copy, {ANNOTATION_SOCI_INDEX_DIGEST}={})",
-            short(soci_digest)
-        );
-        // Same config and layers as one of the pushed manifests.
-        let mut same = false;
-        for original in originals {
-            let (o, _, _) = json_manifest(client, original).await?;
-            if o["config"] == manifest["config"] && o["layers"] == manifest["layers"] {
-                same = true;
-            }
-        }
-        if !same {
-            problems.push(format!(
-                "{platform}: the annotated manifest's config/layers match no pushed manifest"
-            ));
-        }
-        let Some(soci_desc) = soci_for.get(mdigest) else {
-            problems.push(format!(
-                "{platform}: no SOCI index descriptor points at {mdigest}"
-            ));
-            continue;
-        };
-        if str_of(soci_desc, "digest") != soci_digest {
-            problems.push(format!(
-                "{platform}: the SOCI descriptor is {}, the manifest says {soci_digest}",
-                str_of(soci_desc, "digest")
-            ));
-        }
-        let (soci, ssize, _) = json_manifest(client, soci_digest).await?;
-        let ztocs = soci["layers"].as_array().cloned().unwrap_or_default();
-        println!(
-            "   │   └─ SOCI index {soci_digest} ({ssize} bytes, {} zTOC(s), config {})",
-            ztocs.len(),
-            str_of(&soci["config"], "mediaType")
-        );
-        if ztocs.is_empty() {
-            problems.push(format!("{platform}: empty SOCI index"));
-        }
-        platforms_indexed += 1;
-        let image_layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-        for z in &ztocs {
-            let zdigest = str_of(z, "digest");
-            let Some(ldigest) = annotation(z, ANNOTATION_IMAGE_LAYER_DIGEST) else {
-                problems.push(format!(
-                    "zTOC {zdigest} without {ANNOTATION_IMAGE_LAYER_DIGEST}"
-                ));
-                continue;
-            };
-            let lsize = image_layers
-                .iter()
-                .find(|l| str_of(l, "digest") == ldigest)
-                .and_then(|l| l["size"].as_u64());
-            let ztoc = client
-                .get_blob_bytes(REPO, zdigest)
-                .await
-                .with_context(|| format!("fetching zTOC {zdigest}"))?;
-            let layer = client
-                .get_blob_bytes(REPO, ldigest)
-                .await
-                .with_context(|| format!("fetching layer {ldigest}"))?;
-            let started = Instant::now();
-            let report = soci_core::verify(&ztoc, &layer[..])
-                .with_context(|| format!("verifying zTOC {zdigest} against layer {ldigest}"))?;
-            let verify_s = started.elapsed().as_secs_f64();
-            println!(
-                "   │       └─ zTOC {zdigest} ({} bytes, span {}) for layer {} ({} gzip, {} tar, built in {})",
-                ztoc.len(),
-                annotation(z, ANNOTATION_SPAN_SIZE).unwrap_or("?"),
-                short(ldigest),
-                lsize
-                    .map(mib)
-                    .unwrap_or_else(|| "not in the manifest!".into()),
-                uncompressed
-                    .get(ldigest)
-                    .copied()
-                    .map(mib)
-                    .unwrap_or_else(|| "?".into()),
-                reports
-                    .get(ldigest)
-                    .and_then(|r| r.seconds)
-                    .map(|s| format!("{s:.2} s"))
-                    .unwrap_or_else(|| "an earlier run".into()),
-            );
-            if lsize.is_none() {
-                problems.push(format!(
-                    "zTOC {zdigest}: layer {ldigest} is not in the manifest"
-                ));
-            }
-            if report.is_ok() {
-                println!(
-                    "   │           verify: OK ({} entries, {} spans checked, {verify_s:.2} s)",
-                    report.entries_checked, report.spans_checked
-                );
-            } else {
-                println!("   │           verify: FAILED ({verify_s:.2} s)");
-                for p in &report.problems {
-                    problems.push(format!("zTOC {zdigest} (layer {ldigest}): {p}"));
-                }
-            }
-        }
-        for l in &image_layers {
-            let ld = str_of(l, "digest");
-            if !ztocs
-                .iter()
-                .any(|z| annotation(z, ANNOTATION_IMAGE_LAYER_DIGEST) == Some(ld))
-            {
-                println!(
-                    "   │       (layer {} {} gzip: no zTOC, {}; pulled normally)",
-                    short(ld),
-                    l["size"].as_u64().map(mib).unwrap_or_default(),
-                    reports
-                        .get(ld)
-                        .map(|r| r.result.as_str())
-                        .unwrap_or("left out when it was indexed")
-                );
-            }
         }
     }
-    if platforms_indexed != originals.len() {
+    if report.platforms.len() != image.platforms.len() {
         problems.push(format!(
-            "{platforms_indexed} platform(s) indexed, expected {}",
-            originals.len()
+            "{} platform(s) indexed, expected {}",
+            report.platforms.len(),
+            image.platforms.len()
         ));
     }
-    Ok(problems)
+    problems
+}
+
+/// One platform of the graph: annotated manifest -> SOCI index -> zTOCs, with the verify result
+/// of each zTOC and the layers left out.
+fn print_platform(
+    platform: &PlatformReport,
+    image: &DemoImage,
+    built: &HashMap<&str, &LayerReport>,
+) {
+    let soci = &platform.soci_index;
+    println!(
+        "   ├─ {:<16} image manifest {} ({} bytes; annotated copy, {ANNOTATION_SOCI_INDEX_DIGEST}={})",
+        platform.name(),
+        platform.image_manifest.document.digest,
+        platform.image_manifest.document.size,
+        short(&soci.document.digest)
+    );
+    println!(
+        "   │   └─ SOCI index {} ({} bytes, {} zTOC(s), config {})",
+        soci.document.digest,
+        soci.document.size,
+        platform.ztocs().count() + platform.stray_ztocs.len(),
+        soci.config.media_type
+    );
+    for layer in &platform.layers {
+        let digest = layer.descriptor.digest.as_str();
+        let size = mib(u64::try_from(layer.descriptor.size).unwrap_or(0));
+        let Some(ztoc) = &layer.ztoc else {
+            println!(
+                "   │       (layer {} {size} gzip: no zTOC, {}; pulled normally)",
+                short(digest),
+                built
+                    .get(digest)
+                    .map(|r| r.result.as_str())
+                    .unwrap_or("left out when it was indexed")
+            );
+            continue;
+        };
+        println!(
+            "   │       └─ zTOC {} ({} bytes, span {}) for layer {} ({size} gzip, {} tar, built in {})",
+            ztoc.descriptor.digest,
+            ztoc.descriptor.size,
+            ztoc.span_size_annotation().unwrap_or("?"),
+            short(digest),
+            image
+                .uncompressed
+                .get(digest)
+                .copied()
+                .map(mib)
+                .unwrap_or_else(|| "?".into()),
+            built
+                .get(digest)
+                .and_then(|r| r.seconds)
+                .map(|s| format!("{s:.2} s"))
+                .unwrap_or_else(|| "an earlier run".into()),
+        );
+        let seconds = ztoc.verify_time.as_secs_f64();
+        if ztoc.verify.is_ok() {
+            println!(
+                "   │           verify: OK ({} entries, {} spans checked, {seconds:.2} s)",
+                ztoc.verify.entries_checked, ztoc.verify.spans_checked
+            );
+        } else {
+            println!("   │           verify: FAILED ({seconds:.2} s)");
+        }
+    }
 }

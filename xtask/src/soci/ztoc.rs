@@ -84,84 +84,98 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 compression,
                 expected_digest: digest,
             };
-            let file = open(&layer)?;
-            let started = Instant::now();
-            let built = if allow_unindexable {
-                build_reference_ztoc(file, &options).map(|b| b.ztoc)
-            } else {
-                build_ztoc(file, &options)
-            }
-            .with_context(|| format!("building the zTOC of {}", layer.display()))?;
-            let seconds = started.elapsed().as_secs_f64();
-            std::fs::write(&output, &built.ztoc)
-                .with_context(|| format!("writing {}", output.display()))?;
-            eprintln!(
-                "{}: {} entries, {} spans, zTOC {} bytes, layer {} ({} bytes, {} uncompressed) in {seconds:.2} s ({:.0} MB/s uncompressed)",
-                output.display(),
-                built.entries,
-                built.spans,
-                built.ztoc.len(),
-                built.layer_digest,
-                built.compressed_size,
-                built.uncompressed_size,
-                built.uncompressed_size as f64 / seconds / 1e6
-            );
-            Ok(())
+            build(&layer, &options, allow_unindexable, &output)
         }
-        ZtocCommand::Info { ztoc } => {
-            let bytes =
-                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
-            let info = info_json(&bytes).with_context(|| format!("decoding {}", ztoc.display()))?;
-            // Not println!: a reader that stops early (`| head`) must end us quietly, not panic.
-            writeln!(
-                std::io::stdout(),
-                "{}",
-                serde_json::to_string_pretty(&info)?
-            )?;
-            Ok(())
-        }
-        ZtocCommand::Verify { ztoc, layer } => {
-            let bytes =
-                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
-            let layer_file = open_raw(&layer)?;
-            let report = soci_core::verify(&bytes, &layer_file).with_context(|| {
-                format!("verifying {} against {}", ztoc.display(), layer.display())
-            })?;
-            if report.is_ok() {
-                println!(
-                    "ok: {} spans and {} entries pass the consumer's checks",
-                    report.spans_checked, report.entries_checked
-                );
-                Ok(())
-            } else {
-                for problem in &report.problems {
-                    println!("problem: {problem}");
-                }
-                bail!(
-                    "{} problem(s): a consumer would reject this zTOC",
-                    report.problems.len()
-                )
-            }
-        }
+        ZtocCommand::Info { ztoc } => info(&ztoc),
+        ZtocCommand::Verify { ztoc, layer } => verify(&ztoc, &layer),
         ZtocCommand::Extract {
             ztoc,
             layer,
             path,
             output,
-        } => {
-            let bytes =
-                std::fs::read(&ztoc).with_context(|| format!("reading {}", ztoc.display()))?;
-            let layer_file = open_raw(&layer)?;
-            let data = soci_core::extract_file(&bytes, &layer_file, &path)
-                .with_context(|| format!("extracting {path:?}"))?;
-            match output {
-                Some(output) => std::fs::write(&output, &data)
-                    .with_context(|| format!("writing {}", output.display()))?,
-                None => std::io::stdout().write_all(&data)?,
-            }
-            Ok(())
-        }
+        } => extract(&ztoc, &layer, &path, output.as_deref()),
     }
+}
+
+fn build(
+    layer: &Path,
+    options: &BuildOptions,
+    allow_unindexable: bool,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let file = open(layer)?;
+    let started = Instant::now();
+    let built = if allow_unindexable {
+        build_reference_ztoc(file, options).map(|b| b.ztoc)
+    } else {
+        build_ztoc(file, options)
+    }
+    .with_context(|| format!("building the zTOC of {}", layer.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::write(output, &built.ztoc).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "{}: {} entries, {} spans, zTOC {} bytes, layer {} ({} bytes, {} uncompressed) in {seconds:.2} s ({:.0} MB/s uncompressed)",
+        output.display(),
+        built.entries,
+        built.spans,
+        built.ztoc.len(),
+        built.layer_digest,
+        built.compressed_size,
+        built.uncompressed_size,
+        built.uncompressed_size as f64 / seconds / 1e6
+    );
+    Ok(())
+}
+
+fn read_ztoc(ztoc: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(ztoc).with_context(|| format!("reading {}", ztoc.display()))
+}
+
+fn info(ztoc: &Path) -> anyhow::Result<()> {
+    let bytes = read_ztoc(ztoc)?;
+    let info = info_json(&bytes).with_context(|| format!("decoding {}", ztoc.display()))?;
+    // Not println!: a reader that stops early (`| head`) must end us quietly, not panic.
+    writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::to_string_pretty(&info)?
+    )?;
+    Ok(())
+}
+
+fn verify(ztoc: &Path, layer: &Path) -> anyhow::Result<()> {
+    let bytes = read_ztoc(ztoc)?;
+    let layer_file = open_raw(layer)?;
+    let report = soci_core::verify(&bytes, &layer_file)
+        .with_context(|| format!("verifying {} against {}", ztoc.display(), layer.display()))?;
+    if report.is_ok() {
+        println!(
+            "ok: {} spans and {} entries pass the consumer's checks",
+            report.spans_checked, report.entries_checked
+        );
+        Ok(())
+    } else {
+        for problem in &report.problems {
+            println!("problem: {problem}");
+        }
+        bail!(
+            "{} problem(s): a consumer would reject this zTOC",
+            report.problems.len()
+        )
+    }
+}
+
+fn extract(ztoc: &Path, layer: &Path, path: &str, output: Option<&Path>) -> anyhow::Result<()> {
+    let bytes = read_ztoc(ztoc)?;
+    let layer_file = open_raw(layer)?;
+    let data = soci_core::extract_file(&bytes, &layer_file, path)
+        .with_context(|| format!("extracting {path:?}"))?;
+    match output {
+        Some(output) => std::fs::write(output, &data)
+            .with_context(|| format!("writing {}", output.display()))?,
+        None => std::io::stdout().write_all(&data)?,
+    }
+    Ok(())
 }
 
 fn open_raw(path: &Path) -> anyhow::Result<std::fs::File> {

@@ -5,11 +5,13 @@
 //! - [`auth`]: anonymous, basic, bearer tokens (the `WWW-Authenticate: Bearer realm=...`
 //!   challenge, tokens cached per scope), and ECR (`GetAuthorizationToken`, sent as basic auth and
 //!   refreshed when it expires or the registry refuses it).
+//! - [`graph`]: a repository as the source `soci_core::inspect` walks to check a SOCI graph.
 //! - [`retry`]: which failures are retried and how long to wait (one policy for every request
 //!   and for restarting a broken layer stream).
 
 pub mod auth;
 pub mod client;
+pub mod graph;
 pub mod retry;
 
 pub use bytes::Bytes;
@@ -18,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use auth::{Credentials, EcrCredentials};
 pub use client::RegistryClient;
+pub use graph::RepositoryGraph;
 pub use retry::{RetryPolicy, is_transient_status};
 
 /// What a registry call failed with. Every variant names the operation and the URL; HTTP
