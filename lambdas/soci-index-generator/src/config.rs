@@ -107,9 +107,12 @@ pub struct Config {
     pub retry_base_delay: std::time::Duration,
 }
 
-/// The identifier written by default: our name and version.
+/// The identifier written by default: our name and version (the CLI's `ztoc build` uses it too).
+pub const DEFAULT_BUILD_TOOL: &str = concat!("soci-lambda v", env!("CARGO_PKG_VERSION"));
+
+/// [`DEFAULT_BUILD_TOOL`] as an owned value, for the configuration.
 pub fn default_build_tool() -> String {
-    format!("soci-lambda v{}", env!("CARGO_PKG_VERSION"))
+    DEFAULT_BUILD_TOOL.to_string()
 }
 
 /// Default minimum layer size (10 MiB), as the reference.

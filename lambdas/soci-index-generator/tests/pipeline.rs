@@ -5,14 +5,39 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use soci_index_generator::{ImageRef, IndexVersion, Outcome};
+use soci_index_generator::config::Config;
+use soci_index_generator::{ImageRef, IndexVersion, Outcome, PipelineError};
+use test_support::image::Pushed;
 
-fn image(repo: &str, digest: &str, tag: Option<&str>) -> ImageRef {
-    ImageRef {
+/// Indexes `repo@digest`, as the push event of `tag` asks, with `config`.
+async fn run_with(
+    env: &Env,
+    config: Config,
+    repo: &str,
+    digest: &str,
+    tag: Option<&str>,
+) -> Result<Outcome, PipelineError> {
+    let image = ImageRef {
         repository: repo.into(),
         digest: Some(digest.into()),
         tag: tag.map(String::from),
-    }
+    };
+    env.indexer(config).run(&image).await
+}
+
+/// Indexes with the tests' configuration.
+async fn run(
+    env: &Env,
+    repo: &str,
+    digest: &str,
+    tag: Option<&str>,
+) -> Result<Outcome, PipelineError> {
+    run_with(env, env.config(), repo, digest, tag).await
+}
+
+/// Pushes an amd64 OCI image of `layers`, tagged `v1`.
+async fn push_v1(env: &Env, repo: &str, layers: &[LayerBlob]) -> Pushed {
+    push_image(env, repo, Some("v1"), layers, "amd64", false).await
 }
 
 fn status(o: &Outcome) -> &'static str {
@@ -29,11 +54,9 @@ async fn single_platform_image_mixed_layers() {
     let plain = LayerBlob::tar(4, 600 * 1024);
     let layers = vec![big1.clone(), small.clone(), zstd.clone(), plain.clone()];
     assert!((small.blob.len() as u64) < MIN_LAYER);
-    let pushed = push_image(&env, repo, Some("v1"), &layers, "amd64", false).await;
+    let pushed = push_v1(&env, repo, &layers).await;
 
-    let outcome = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let outcome = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&outcome), "indexed", "{outcome:?}");
@@ -80,9 +103,7 @@ async fn single_platform_image_mixed_layers() {
 
     // A re-delivered event pushes nothing.
     let before = env.proxy.writes();
-    let again = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let again = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect("re-run");
     assert_eq!(status(&again), "already_indexed", "{again:?}");
@@ -133,9 +154,7 @@ async fn two_platform_index_with_attestation() {
         false,
     )
     .await;
-    let outcome = env
-        .indexer(env.config())
-        .run(&image(repo, &index.digest, Some("v2")))
+    let outcome = run(&env, repo, &index.digest, Some("v2"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&outcome), "indexed", "{outcome:?}");
@@ -168,9 +187,7 @@ async fn two_platform_index_with_attestation() {
     let mut config = env.config();
     config.platforms =
         vec![soci_index_generator::config::PlatformFilter::parse("linux/arm64").expect("platform")];
-    let outcome = env
-        .indexer(config)
-        .run(&image(repo, &index.digest, Some("arm")))
+    let outcome = run_with(&env, config, repo, &index.digest, Some("arm"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&outcome), "indexed");
@@ -202,9 +219,7 @@ async fn docker_media_types() {
         true,
     )
     .await;
-    let outcome = env
-        .indexer(env.config())
-        .run(&image(repo, &list.digest, Some("latest")))
+    let outcome = run(&env, repo, &list.digest, Some("latest"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&outcome), "indexed", "{outcome:?}");
@@ -221,9 +236,7 @@ async fn docker_media_types() {
         true,
     )
     .await;
-    let outcome = env
-        .indexer(env.config())
-        .run(&image(repo, &single.digest, Some("single")))
+    let outcome = run(&env, repo, &single.digest, Some("single"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&outcome), "indexed", "{outcome:?}");
@@ -240,34 +253,25 @@ async fn docker_media_types() {
 async fn no_eligible_layer_untagged_and_own_tags_are_not_errors() {
     let env = Env::start().await;
     let repo = "small";
-    let pushed = push_image(
+    let pushed = push_v1(
         &env,
         repo,
-        Some("v1"),
         &[
             LayerBlob::gzip(30, 8 * 1024),
             LayerBlob::zstd(31, 500 * 1024),
         ],
-        "amd64",
-        false,
     )
     .await;
     let before = env.proxy.writes();
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let o = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect("not an error");
     assert_eq!(status(&o), "no_eligible_layers", "{o:?}");
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, None))
+    let o = run(&env, repo, &pushed.digest, None)
         .await
         .expect("not an error");
     assert_eq!(status(&o), "skipped");
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1-soci")))
+    let o = run(&env, repo, &pushed.digest, Some("v1-soci"))
         .await
         .expect("not an error");
     assert_eq!(status(&o), "skipped");
@@ -286,9 +290,7 @@ async fn no_eligible_layer_untagged_and_own_tags_are_not_errors() {
         serde_json::to_vec(&artifact).expect("json"),
     )
     .await;
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &a.digest, Some("sbom")))
+    let o = run(&env, repo, &a.digest, Some("sbom"))
         .await
         .expect("not an error");
     assert_eq!(status(&o), "skipped", "{o:?}");
@@ -302,18 +304,8 @@ async fn unindexable_and_rejected_layers_are_left_out() {
     let bad = LayerBlob::unindexable(41);
     let garbage = LayerBlob::garbage(42);
     assert!(bad.blob.len() as u64 >= MIN_LAYER);
-    let pushed = push_image(
-        &env,
-        repo,
-        Some("v1"),
-        &[bad.clone(), good.clone(), garbage.clone()],
-        "amd64",
-        false,
-    )
-    .await;
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let pushed = push_v1(&env, repo, &[bad.clone(), good.clone(), garbage.clone()]).await;
+    let o = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect("indexing succeeds");
     assert_eq!(status(&o), "indexed", "{o:?}");
@@ -348,20 +340,10 @@ async fn v1_index_with_subject_untagged() {
     let env = Env::start().await;
     let repo = "v1app";
     let l = LayerBlob::gzip(50, 700 * 1024);
-    let pushed = push_image(
-        &env,
-        repo,
-        Some("v1"),
-        &[l.clone(), LayerBlob::gzip(51, 4 * 1024)],
-        "amd64",
-        false,
-    )
-    .await;
+    let pushed = push_v1(&env, repo, &[l.clone(), LayerBlob::gzip(51, 4 * 1024)]).await;
     let mut config = env.config();
     config.index_version = IndexVersion::V1;
-    let o = env
-        .indexer(config.clone())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let o = run_with(&env, config.clone(), repo, &pushed.digest, Some("v1"))
         .await
         .expect("indexing succeeds");
     let Outcome::Indexed {
@@ -382,9 +364,7 @@ async fn v1_index_with_subject_untagged() {
     assert_eq!(tags(&env, repo).await, vec!["v1"], "V1 pushes untagged");
     // Re-run: same bytes, nothing new pushed.
     let before = env.proxy.writes();
-    let again = env
-        .indexer(config.clone())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let again = run_with(&env, config.clone(), repo, &pushed.digest, Some("v1"))
         .await
         .expect("re-run");
     assert_eq!(status(&again), "indexed");
@@ -404,9 +384,7 @@ async fn v1_index_with_subject_untagged() {
         false,
     )
     .await;
-    let o = env
-        .indexer(config)
-        .run(&image(repo, &list.digest, Some("multi")))
+    let o = run_with(&env, config, repo, &list.digest, Some("multi"))
         .await
         .expect("not an error");
     assert_eq!(status(&o), "skipped");
@@ -416,21 +394,11 @@ async fn v1_index_with_subject_untagged() {
 async fn transient_503s_are_retried() {
     let env = Env::start().await;
     let repo = "flaky";
-    let pushed = push_image(
-        &env,
-        repo,
-        Some("v1"),
-        &[LayerBlob::gzip(60, 700 * 1024)],
-        "amd64",
-        false,
-    )
-    .await;
+    let pushed = push_v1(&env, repo, &[LayerBlob::gzip(60, 700 * 1024)]).await;
     env.proxy.fail_next("GET", 2).await;
     env.proxy.fail_next("PUT", 2).await;
     env.proxy.fail_next("POST", 2).await;
-    let o = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let o = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect("retries succeed");
     assert_eq!(status(&o), "indexed", "{o:?}");
@@ -449,19 +417,9 @@ async fn transient_503s_are_retried() {
 async fn persistent_failure_is_an_error_naming_step_and_answer() {
     let env = Env::start().await;
     let repo = "down";
-    let pushed = push_image(
-        &env,
-        repo,
-        Some("v1"),
-        &[LayerBlob::gzip(70, 700 * 1024)],
-        "amd64",
-        false,
-    )
-    .await;
+    let pushed = push_v1(&env, repo, &[LayerBlob::gzip(70, 700 * 1024)]).await;
     env.proxy.fail_next("PUT", 100).await;
-    let err = env
-        .indexer(env.config())
-        .run(&image(repo, &pushed.digest, Some("v1")))
+    let err = run(&env, repo, &pushed.digest, Some("v1"))
         .await
         .expect_err("fails");
     let msg = err.to_string();

@@ -11,8 +11,8 @@ use soci_core::zran::CheckpointBlob;
 use soci_core::ztoc::{ALGORITHM_UNCOMPRESSED, TarZinfo, Ztoc};
 use soci_core::{BuildOptions, Compression, build_reference_ztoc, build_ztoc};
 
-/// Our own build tool identifier (written into every zTOC we build).
-pub const DEFAULT_BUILD_TOOL: &str = concat!("soci-lambda v", env!("CARGO_PKG_VERSION"));
+// The Lambda's build tool identifier: a zTOC built here is the one the Lambda would write.
+use soci_index_generator::config::DEFAULT_BUILD_TOOL;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -81,7 +81,7 @@ pub async fn check_v2(
     assert_eq!(index["mediaType"], OCI_INDEX);
     let mut out = BTreeMap::new();
     for p in &report.platforms {
-        check_platform_index(env, repo, p, SOCI_V1).await;
+        check_platform_index(env, repo, p, SOCI_V2).await;
         let layers = p.indexed_layers().into_iter().map(String::from).collect();
         out.insert(soci_entry_platform(&index, p), layers);
     }
