@@ -36,7 +36,8 @@ enum Command {
     Package(release::package::Args),
     /// Upload the Lambda zips to S3 and print the Terraform module inputs.
     Publish(release::publish::Args),
-    /// Install what the tests need (docker-registry, moto, zig, qemu, rust targets).
+    /// Install what the tests need, only what is missing (`test` runs it first): Debian
+    /// packages, the Python tools in the project's venv (target/venv), the Rust targets.
     Setup(checks::setup::Args),
     /// The whole test suite: cargo tests, terraform checks, end to end.
     Test(checks::test::Args),
@@ -47,6 +48,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything else (and any thread): the project's venv tools come first on PATH.
+    checks::setup::activate_venv();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ztoc(args) => soci::ztoc::run(args),

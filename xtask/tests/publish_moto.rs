@@ -342,3 +342,199 @@ async fn publish_errors_are_one_clear_line() {
     assert!(err.contains("access denied to bucket \"assets\""), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+fn publish_args<'a>(endpoint: &'a str, dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "publish",
+        "--bucket",
+        "assets",
+        "--endpoint-url",
+        endpoint,
+        "--region",
+        "us-east-1",
+        "--dir",
+        dir,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+async fn object_bytes(client: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let object = client
+        .get_object()
+        .bucket("assets")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    object.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// An object of the zip's size but other bytes under the key (a broken or foreign upload) is
+/// replaced, not skipped: publish compares SHA-256, not sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_replaces_same_size_object_with_other_bytes() {
+    let moto =
+        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let client = s3(&moto.endpoint).await;
+    client
+        .create_bucket()
+        .bucket("assets")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fake_package(dir.path());
+    let dir_arg = dir.path().to_str().unwrap();
+    let args = publish_args(&moto.endpoint, dir_arg, &["--arch", "x86-64"]);
+    let out = xtask(&args, &CREDS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let key = json["soci_index_generator_lambda_asset_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let local = std::fs::read(dir.path().join("soci-index-generator-x86_64.zip")).unwrap();
+
+    // Same size, one byte flipped, with and without the metadata publish writes.
+    let mut corrupt = local.clone();
+    corrupt[local.len() / 2] ^= 0xff;
+    for with_metadata in [false, true] {
+        let mut put = client
+            .put_object()
+            .bucket("assets")
+            .key(&key)
+            .body(corrupt.clone().into());
+        if with_metadata {
+            // A stale claim: the metadata says the zip's hash, the bytes are not the zip.
+            put = put.metadata("sha256", hex::encode(Sha256::digest(&local)));
+        }
+        put.send().await.unwrap();
+        let again = xtask(&args, &CREDS);
+        assert!(again.status.success(), "{}", stderr(&again));
+        let err = stderr(&again);
+        assert!(
+            err.contains(&format!("s3://assets/{key} present with another SHA-256")),
+            "metadata {with_metadata}: {err}"
+        );
+        assert_eq!(err.matches("already present").count(), 1, "{err}");
+        assert_eq!(
+            object_bytes(&client, &key).await,
+            local,
+            "{key} not repaired"
+        );
+    }
+}
+
+/// `--release`: versioned keys and a manifest with the hashes, immutable once published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_release_layout() {
+    let moto =
+        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let client = s3(&moto.endpoint).await;
+    client
+        .create_bucket()
+        .bucket("assets")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fake_package(dir.path());
+    let dir_arg = dir.path().to_str().unwrap();
+
+    // One architecture first, then the other: the manifest gathers both.
+    for (arch, arg) in [("arm64", "arm64"), ("x86_64", "x86-64")] {
+        let args = publish_args(
+            &moto.endpoint,
+            dir_arg,
+            &["--release", "1.2.3", "--arch", arg],
+        );
+        let out = xtask(&args, &CREDS);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+        assert_eq!(
+            json["ecr_image_filter_lambda_asset_path"],
+            format!("soci-index-builder/1.2.3/ecr-image-filter-{arch}.zip")
+        );
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &object_bytes(&client, "soci-index-builder/1.2.3/manifest.json").await,
+    )
+    .unwrap();
+    assert_eq!(manifest["version"], "1.2.3");
+    let artifacts = manifest["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 4, "{manifest:#}");
+    for entry in artifacts {
+        let (function, arch) = (
+            entry["function"].as_str().unwrap(),
+            entry["architecture"].as_str().unwrap(),
+        );
+        let key = format!("soci-index-builder/1.2.3/{function}-{arch}.zip");
+        assert_eq!(entry["key"], key);
+        let bytes = object_bytes(&client, &key).await;
+        let local = std::fs::read(dir.path().join(format!("{function}-{arch}.zip"))).unwrap();
+        assert_eq!(bytes, local, "{key}");
+        let digest = Sha256::digest(&local);
+        assert_eq!(entry["sha256"], hex::encode(digest));
+        assert_eq!(
+            entry["sha256_base64"],
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        assert_eq!(entry["size"], local.len());
+    }
+    let head = client
+        .head_object()
+        .bucket("assets")
+        .key("soci-index-builder/1.2.3/manifest.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("application/json"));
+
+    // Other bytes under a released version: refused, the release is left as it was.
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("bootstrap", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer.write_all(b"#!/bin/sh\necho rebuilt\n").unwrap();
+    let rebuilt = writer.finish().unwrap().into_inner();
+    let mut local_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    for entry in local_manifest["artifacts"].as_array_mut().unwrap() {
+        if entry["function"] == "ecr-image-filter" && entry["architecture"] == "x86_64" {
+            let digest = Sha256::digest(&rebuilt);
+            entry["size"] = rebuilt.len().into();
+            entry["sha256"] = hex::encode(digest).into();
+            entry["sha256_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(digest)
+                .into();
+        }
+    }
+    std::fs::write(dir.path().join("ecr-image-filter-x86_64.zip"), &rebuilt).unwrap();
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec(&local_manifest).unwrap(),
+    )
+    .unwrap();
+    let args = publish_args(
+        &moto.endpoint,
+        dir_arg,
+        &["--release", "1.2.3", "--arch", "x86-64"],
+    );
+    let out = xtask(&args, &CREDS);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("release 1.2.3 already holds ecr-image-filter for x86_64"),
+        "{err}"
+    );
+    assert!(!err.contains("uploading"), "{err}");
+    let after: serde_json::Value = serde_json::from_slice(
+        &object_bytes(&client, "soci-index-builder/1.2.3/manifest.json").await,
+    )
+    .unwrap();
+    assert_eq!(after, manifest);
+}

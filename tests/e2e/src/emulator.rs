@@ -35,14 +35,14 @@ pub enum InvocationType {
 
 /// What one attempt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum InvocationOutcome {
     /// The `/response` body.
     Success(Vec<u8>),
     /// The `/error` body (or the init error, or a timeout message).
     Error(Vec<u8>),
 }
 
-impl Outcome {
+impl InvocationOutcome {
     pub fn body(&self) -> &[u8] {
         match self {
             Self::Success(b) | Self::Error(b) => b,
@@ -62,7 +62,7 @@ pub struct Record {
     /// 0 for the first attempt, then 1, 2 for Lambda-style async retries.
     pub attempt: u32,
     pub payload: Vec<u8>,
-    pub outcome: Outcome,
+    pub outcome: InvocationOutcome,
 }
 
 impl Record {
@@ -83,7 +83,7 @@ struct Pending {
     attempt: u32,
     not_before: Instant,
     /// Where a synchronous caller waits for the outcome.
-    responder: Option<mpsc::Sender<Outcome>>,
+    responder: Option<mpsc::Sender<InvocationOutcome>>,
 }
 
 struct InFlight {
@@ -123,7 +123,7 @@ impl Inner {
     }
 
     /// Records an attempt's outcome; requeues a failed async attempt while retries remain.
-    fn finish(&self, state: &mut State, function: &str, flight: InFlight, outcome: Outcome) {
+    fn finish(&self, state: &mut State, function: &str, flight: InFlight, outcome: InvocationOutcome) {
         let pending = flight.pending;
         state.records.push(Record {
             function: function.to_string(),
@@ -179,7 +179,7 @@ impl Inner {
                     state,
                     &name,
                     flight,
-                    Outcome::Error(body.to_string().into_bytes()),
+                    InvocationOutcome::Error(body.to_string().into_bytes()),
                 );
             }
         }
@@ -701,7 +701,7 @@ fn enqueue(
     name: &str,
     payload: Vec<u8>,
     invocation_type: InvocationType,
-    responder: Option<mpsc::Sender<Outcome>>,
+    responder: Option<mpsc::Sender<InvocationOutcome>>,
 ) -> Option<(String, Duration)> {
     let mut state = inner.lock();
     let request_id = new_request_id(&mut state);
@@ -724,11 +724,11 @@ fn enqueue(
 fn write_outcome(
     stream: &mut impl Write,
     id_header: (&'static str, String),
-    outcome: Option<Outcome>,
+    outcome: Option<InvocationOutcome>,
 ) -> std::io::Result<()> {
     let (error, body) = match outcome {
-        Some(Outcome::Success(body)) => (false, body),
-        Some(Outcome::Error(body)) => (true, body),
+        Some(InvocationOutcome::Success(body)) => (false, body),
+        Some(InvocationOutcome::Error(body)) => (true, body),
         None => {
             return json_error(
                 stream,
@@ -772,9 +772,9 @@ fn runtime_api(
             ],
         ) => {
             let outcome = if *kind == "response" {
-                Outcome::Success(request.body.clone())
+                InvocationOutcome::Success(request.body.clone())
             } else {
-                Outcome::Error(error_body(request))
+                InvocationOutcome::Error(error_body(request))
             };
             let mut state = inner.lock();
             let flight = state
@@ -807,7 +807,7 @@ fn runtime_api(
                 }));
             }
             for flight in failed {
-                inner.finish(&mut state, name, flight, Outcome::Error(body.clone()));
+                inner.finish(&mut state, name, flight, InvocationOutcome::Error(body.clone()));
             }
             // Keep the init error visible even without any invocation.
             state.records.push(Record {
@@ -816,7 +816,7 @@ fn runtime_api(
                 invocation_type: InvocationType::Event,
                 attempt: 0,
                 payload: Vec::new(),
-                outcome: Outcome::Error(body),
+                outcome: InvocationOutcome::Error(body),
             });
             drop(state);
             write_accepted(stream)

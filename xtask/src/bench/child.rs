@@ -17,6 +17,9 @@ pub struct ChildRun {
     pub cpu_seconds: f64,
     /// The child's peak resident set size.
     pub peak_rss_kib: u64,
+    /// Bytes the child caused to be written to storage (the kernel's `write_bytes`, which
+    /// `rusage` reports in 512-byte blocks).
+    pub written_bytes: u64,
     pub stdout: String,
 }
 
@@ -45,6 +48,7 @@ pub fn run_measured(command: &mut Command) -> anyhow::Result<ChildRun> {
         cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        written_bytes: u64::try_from(usage.ru_oublock).unwrap_or(0) * 512,
         stdout,
     })
 }

@@ -5,6 +5,8 @@
 mod child;
 mod coldstart;
 mod index;
+mod large;
+mod layer;
 mod ztoc;
 
 #[derive(clap::Subcommand)]
@@ -13,6 +15,8 @@ pub enum Bench {
     Ztoc(ztoc::BenchArgs),
     /// End-to-end indexing of a three-layer image from a local registry against a plain download.
     Index(index::BenchArgs),
+    /// "No size limit": a 20 GB image indexed inside a kernel-enforced 1024 MiB memory limit.
+    Large(large::LargeArgs),
     /// Cold start of the packaged `bootstrap`s: process start to the first Runtime API request.
     Coldstart(coldstart::ColdstartArgs),
 }
@@ -21,6 +25,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Ztoc(args) => ztoc::bench(args),
         Bench::Index(args) => index::bench(args),
+        Bench::Large(args) => large::bench(args),
         Bench::Coldstart(args) => coldstart::bench(args),
     }
 }

@@ -1,5 +1,7 @@
-//! `cargo xtask test`: the whole test suite, as CI runs it.
+//! `cargo xtask test`: the whole test suite, as CI runs it, on a fresh machine too.
 //!
+//! 0. `cargo xtask setup`: installs what is missing (about a second when nothing is), and fails
+//!    if the system Python's packages changed; then `actionlint` and `zizmor` on `.github/`.
 //! 1. `cargo test --workspace`: unit tests, the conformance vectors, property tests, and the
 //!    integration tests against a real registry (docker-registry) and AWS emulator (moto server),
 //!    which the tests start themselves on free 127.0.0.1 ports.
@@ -7,14 +9,18 @@
 //!    destroy of `examples/basic` against moto.
 //! 3. `cargo xtask e2e`: the packaged Lambdas on a local stack, push to index.
 //!
-//! Every step runs; the command fails if any step failed, naming them all.
+//! Every step after setup runs; the command fails if any step failed, naming them all.
 
 use std::time::Instant;
 
+use anyhow::Context;
 use xshell::{Shell, cmd};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Do not run `cargo xtask setup` first (everything is installed, or no network).
+    #[arg(long)]
+    skip_setup: bool,
     /// Skip `cargo xtask terraform`.
     #[arg(long)]
     skip_terraform: bool,
@@ -24,6 +30,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if !args.skip_setup {
+        let started = Instant::now();
+        super::setup::ensure().context("cargo xtask setup")?;
+        eprintln!("setup: {:.0} s", started.elapsed().as_secs_f64());
+    }
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
     let xtask = std::env::current_exe()?;
@@ -37,6 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    let started = Instant::now();
+    step("workflows", check_workflows(&sh), started);
     let started = Instant::now();
     step(
         "cargo test",
@@ -61,4 +74,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("failed steps: {}", failed.join(", "))
     }
+}
+
+/// `actionlint` (with shellcheck on the `run:` scripts) and `zizmor` (offline audits, the
+/// workflows and dependabot.yml) on `.github/`: any finding fails. Both come from the venv.
+fn check_workflows(sh: &Shell) -> xshell::Result<()> {
+    let actionlint = tool("actionlint");
+    let shellcheck = tool("shellcheck");
+    let zizmor = tool("zizmor");
+    cmd!(sh, "{actionlint} -shellcheck {shellcheck}").run()?;
+    cmd!(sh, "{zizmor} --offline --no-progress .github").run()
+}
+
+/// The venv's copy (`activate_venv` put it first on PATH), named by path in the command line.
+fn tool(name: &str) -> std::path::PathBuf {
+    test_support::find_binary(name).unwrap_or_else(|_| name.into())
 }

@@ -29,6 +29,7 @@ use anyhow::{Context, bail, ensure};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+pub use xtask::arch::{Arch, ArchChoice};
 
 /// The Lambda packages (package name = binary name = function name in the zip file names).
 pub const FUNCTIONS: [&str; 2] = ["ecr-image-filter", "soci-index-generator"];
@@ -49,63 +50,17 @@ pub struct Args {
     pub out_dir: Option<PathBuf>,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchChoice {
-    X86_64,
-    Arm64,
-    All,
-}
-
-impl ArchChoice {
-    pub fn arches(self) -> Vec<Arch> {
-        match self {
-            Self::X86_64 => vec![Arch::X86_64],
-            Self::Arm64 => vec![Arch::Arm64],
-            Self::All => vec![Arch::X86_64, Arch::Arm64],
-        }
+/// The ELF machine a bootstrap for `arch` must be built for.
+fn elf_machine(arch: Arch) -> object::elf::Machine {
+    match arch {
+        Arch::X86_64 => object::elf::EM_X86_64,
+        Arch::Arm64 => object::elf::EM_AARCH64,
     }
 }
 
-/// A Lambda architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Arch {
-    #[serde(rename = "x86_64")]
-    X86_64,
-    #[serde(rename = "arm64")]
-    Arm64,
-}
-
-impl Arch {
-    /// The name Lambda uses (`x86_64`, `arm64`).
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-    /// The rustc target triple (where cargo puts the artifacts).
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64-unknown-linux-gnu",
-            Self::Arm64 => "aarch64-unknown-linux-gnu",
-        }
-    }
-    /// The cargo-zigbuild target: the triple pinned to glibc 2.34.
-    pub fn zig_target(self) -> String {
-        format!("{}.{}.{}", self.rust_target(), MAX_GLIBC.0, MAX_GLIBC.1)
-    }
-    fn elf_machine(self) -> object::elf::Machine {
-        match self {
-            Self::X86_64 => object::elf::EM_X86_64,
-            Self::Arm64 => object::elf::EM_AARCH64,
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.lambda_name())
-    }
+/// The cargo-zigbuild target: the triple pinned to glibc 2.34.
+fn zig_target(arch: Arch) -> String {
+    format!("{}.{}.{}", arch.rust_target(), MAX_GLIBC.0, MAX_GLIBC.1)
 }
 
 /// One zip in `manifest.json`.
@@ -253,7 +208,7 @@ pub fn package(args: &Args) -> anyhow::Result<Vec<Artifact>> {
             "[{}/{total}] building {} for {arch} ({})",
             index + 1,
             functions.join(", "),
-            arch.zig_target()
+            zig_target(arch)
         ));
         build(&workspace, arch, &functions)?;
         for function in &functions {
@@ -309,7 +264,7 @@ fn build(workspace: &Workspace, arch: Arch, functions: &[&str]) -> anyhow::Resul
     let mut command = Command::new(cargo());
     command
         .arg("zigbuild")
-        .args(["--release", "--target", &arch.zig_target()])
+        .args(["--release", "--target", &zig_target(arch)])
         .current_dir(&workspace.root)
         .env("CARGO_TARGET_DIR", &workspace.target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
@@ -392,7 +347,7 @@ pub fn check_elf(elf: &[u8], arch: Arch) -> anyhow::Result<Option<(u32, u32)>> {
     let file = ElfFile64::<object::Endianness>::parse(elf).context("not a 64-bit ELF file")?;
     let machine = file.elf_header().e_machine(file.endian());
     ensure!(
-        machine == arch.elf_machine(),
+        machine == elf_machine(arch),
         "ELF machine {machine} is not {arch}"
     );
     let newest = glibc_versions(&file)?.into_iter().max();

@@ -3,8 +3,16 @@
 //!
 //! - Reads `<dir>/manifest.json` (default `<cargo target directory>/lambda`, see `package`); when
 //!   it or a zip is missing or stale for the chosen architectures, runs `package` first.
-//! - Key: `<prefix>/<function>-<arch>-<sha256 hex>.zip`. An object already there (HeadObject) is
-//!   not uploaded again; uploads carry `x-amz-checksum-sha256`, so S3 verifies the bytes.
+//! - Key: `<prefix>/<function>-<arch>-<sha256 hex>.zip`. Uploads carry `x-amz-checksum-sha256`
+//!   (S3 verifies the bytes) and the hex sha256 as `x-amz-meta-sha256`. An object already there is
+//!   skipped only when its SHA-256 is the zip's (S3's stored checksum, else the object's bytes
+//!   hashed); an object with other bytes under the key (a broken or foreign upload) is replaced.
+//! - `--release <version>`: the release layout `terraform/modules/copy-lambda-code` reads:
+//!   `<prefix>/<version>/<function>-<arch>.zip` and `<prefix>/<version>/manifest.json`
+//!   (`{"version", "artifacts": [{"function", "architecture", "key", "size", "sha256",
+//!   "sha256_base64"}]}`, `application/json`). Releases are immutable: publishing other bytes
+//!   under a released version is an error; publishing more architectures adds them to the
+//!   manifest.
 //! - Prints the module inputs (names of the Terraform module's variables):
 //!   `deployment_assets_bucket`, `ecr_image_filter_lambda_asset_path`,
 //!   `soci_index_generator_lambda_asset_path`, `ecr_image_filter_lambda_source_code_hash`,
@@ -24,7 +32,8 @@ use anyhow::{Context, bail};
 use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::package::{self, Arch, ArchChoice, Artifact, FUNCTIONS, Manifest, Workspace};
 
@@ -51,6 +60,75 @@ pub struct Args {
     /// Directory with the zips and manifest.json (default: `<cargo target directory>/lambda`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Publish as release VERSION: versioned keys and a release manifest (the layout
+    /// `terraform/modules/copy-lambda-code` copies from), instead of content-addressed keys.
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub release: Option<String>,
+}
+
+/// A release version as the copy-lambda-code module accepts it (it becomes a key segment).
+fn parse_version(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if valid && value != "." && value != ".." {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a release version (1-64 of A-Z a-z 0-9 . _ + -, e.g. 0.1.0)"
+        ))
+    }
+}
+
+/// One zip of a release, as its `manifest.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseArtifact {
+    pub function: String,
+    pub architecture: Arch,
+    /// Key in the release bucket.
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub sha256_base64: String,
+}
+
+/// `<prefix>/<version>/manifest.json` of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseManifest {
+    pub version: String,
+    pub artifacts: Vec<ReleaseArtifact>,
+}
+
+impl ReleaseManifest {
+    /// Adds `new` to this release; a (function, architecture) already released with other
+    /// bytes is an error (a release never changes under the same version).
+    pub fn merge(&mut self, new: ReleaseArtifact) -> anyhow::Result<()> {
+        match self
+            .artifacts
+            .iter()
+            .find(|a| a.function == new.function && a.architecture == new.architecture)
+        {
+            Some(old) if old.sha256 == new.sha256 && old.key == new.key => Ok(()),
+            Some(old) => bail!(
+                "release {} already holds {} for {} with sha256 {} (key {}), not {}: releases are immutable, publish a new version",
+                self.version,
+                new.function,
+                new.architecture,
+                old.sha256,
+                old.key,
+                new.sha256
+            ),
+            None => {
+                self.artifacts.push(new);
+                self.artifacts.sort_by(|a, b| {
+                    (&a.function, a.architecture).cmp(&(&b.function, b.architecture))
+                });
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The Terraform module inputs for one architecture.
@@ -88,6 +166,24 @@ pub fn object_key(prefix: &str, artifact: &Artifact) -> String {
         "" => name,
         prefix => format!("{prefix}/{name}"),
     }
+}
+
+/// `<prefix>/<version>/` (no leading `/` when the prefix is empty).
+pub fn release_dir(prefix: &str, version: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => format!("{version}/"),
+        prefix => format!("{prefix}/{version}/"),
+    }
+}
+
+/// The S3 key of an artifact in a release.
+pub fn release_key(prefix: &str, version: &str, artifact: &Artifact) -> String {
+    format!(
+        "{}{}-{}.zip",
+        release_dir(prefix, version),
+        artifact.function,
+        artifact.architecture
+    )
 }
 
 /// Renders the inputs as HCL blocks or as the JSON object described in the module docs.
@@ -185,6 +281,11 @@ async fn publish(args: &Args) -> anyhow::Result<Vec<ModuleInputs>> {
     let manifest = ensure_packaged(args, &dir, &arches)?;
     let client = s3_client(args).await?;
     check_bucket(&client, &args.bucket).await?;
+    let bucket = args.bucket.as_str();
+    let mut release = match &args.release {
+        Some(version) => Some(read_release(&client, bucket, &args.prefix, version).await?),
+        None => None,
+    };
 
     let mut keys: BTreeMap<(&str, Arch), (String, &Artifact)> = BTreeMap::new();
     for &arch in &arches {
@@ -192,17 +293,33 @@ async fn publish(args: &Args) -> anyhow::Result<Vec<ModuleInputs>> {
             let artifact = manifest
                 .find(function, arch)
                 .with_context(|| format!("manifest has no {function} for {arch}"))?;
-            let key = object_key(&args.prefix, artifact);
-            upload(
-                &client,
-                &args.bucket,
-                &key,
-                &dir.join(&artifact.file),
-                artifact,
-            )
-            .await?;
+            let path = dir.join(&artifact.file);
+            let key = match &mut release {
+                Some(release) => {
+                    let key = release_key(&args.prefix, &release.version, artifact);
+                    // Checked before any upload, so a clash leaves the release untouched.
+                    release.merge(ReleaseArtifact {
+                        function: artifact.function.clone(),
+                        architecture: arch,
+                        key: key.clone(),
+                        size: artifact.size,
+                        sha256: artifact.sha256.clone(),
+                        sha256_base64: artifact.sha256_base64.clone(),
+                    })?;
+                    upload(&client, bucket, &key, &path, artifact, Existing::MustMatch).await?;
+                    key
+                }
+                None => {
+                    let key = object_key(&args.prefix, artifact);
+                    upload(&client, bucket, &key, &path, artifact, Existing::Replace).await?;
+                    key
+                }
+            };
             keys.insert((function, arch), (key, artifact));
         }
+    }
+    if let Some(release) = &release {
+        write_release(&client, bucket, &args.prefix, release).await?;
     }
     let get = |function: &'static str, arch: Arch| {
         keys.get(&(function, arch))
@@ -223,6 +340,69 @@ async fn publish(args: &Args) -> anyhow::Result<Vec<ModuleInputs>> {
             })
         })
         .collect()
+}
+
+/// The release's manifest as published so far (empty when the release is new).
+async fn read_release(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    version: &str,
+) -> anyhow::Result<ReleaseManifest> {
+    let key = format!("{}manifest.json", release_dir(prefix, version));
+    let object = match client.get_object().bucket(bucket).key(&key).send().await {
+        Ok(object) => object,
+        Err(err) if err.http_status() == Some(404) => {
+            return Ok(ReleaseManifest {
+                version: version.to_owned(),
+                artifacts: Vec::new(),
+            });
+        }
+        Err(err) => {
+            return Err(describe(
+                &err,
+                &format!("reading s3://{bucket}/{key}"),
+                bucket,
+            ));
+        }
+    };
+    let body = object
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading s3://{bucket}/{key}"))?
+        .into_bytes();
+    let manifest: ReleaseManifest = serde_json::from_slice(&body)
+        .with_context(|| format!("s3://{bucket}/{key} is not a release manifest"))?;
+    if manifest.version != version {
+        bail!(
+            "s3://{bucket}/{key} describes release {:?}, not {version:?}",
+            manifest.version
+        );
+    }
+    Ok(manifest)
+}
+
+async fn write_release(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    release: &ReleaseManifest,
+) -> anyhow::Result<()> {
+    let key = format!("{}manifest.json", release_dir(prefix, &release.version));
+    let body = serde_json::to_vec_pretty(release).context("serializing the release manifest")?;
+    eprintln!("==> writing s3://{bucket}/{key}");
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        // `application/json`: Terraform's aws_s3_object data source returns only text bodies.
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|err| describe(&err, &format!("writing s3://{bucket}/{key}"), bucket))?;
+    Ok(())
 }
 
 /// An S3 client from the SDK's chain, with `--region`/`--endpoint-url` applied; fails with one
@@ -317,23 +497,35 @@ async fn check_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Resu
     }
 }
 
-async fn upload(
+/// What to do with an object already under the key whose bytes are not the zip's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Existing {
+    /// Content-addressed keys: a broken or foreign upload; replace it.
+    Replace,
+    /// Release keys: a release never changes; refuse.
+    MustMatch,
+}
+
+/// Whether the object under `key` holds the artifact's bytes. `None`: no object. S3's own
+/// SHA-256 checksum decides when the object has one (publish's uploads do); otherwise an object
+/// of the zip's size is downloaded and hashed (metadata is a claim anyone can write, not a
+/// proof). Sizes differ: not the artifact, nothing downloaded.
+async fn holds_artifact(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-    path: &std::path::Path,
     artifact: &Artifact,
-) -> anyhow::Result<()> {
-    match client.head_object().bucket(bucket).key(key).send().await {
-        Ok(head) if head.content_length() == Some(artifact.size as i64) => {
-            eprintln!(
-                "==> s3://{bucket}/{key} already present ({} bytes), skipped",
-                artifact.size
-            );
-            return Ok(());
-        }
-        Ok(_) => eprintln!("==> s3://{bucket}/{key} present with another size, uploading again"),
-        Err(err) if err.http_status() == Some(404) => {}
+) -> anyhow::Result<Option<bool>> {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await;
+    let head = match head {
+        Ok(head) => head,
+        Err(err) if err.http_status() == Some(404) => return Ok(None),
         Err(err) => {
             return Err(describe(
                 &err,
@@ -341,6 +533,54 @@ async fn upload(
                 bucket,
             ));
         }
+    };
+    if head.content_length() != Some(artifact.size as i64) {
+        return Ok(Some(false));
+    }
+    if let Some(checksum) = head.checksum_sha256() {
+        return Ok(Some(checksum == artifact.sha256_base64));
+    }
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| describe(&err, &format!("reading s3://{bucket}/{key}"), bucket))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading s3://{bucket}/{key}"))?
+        .into_bytes();
+    Ok(Some(hex::encode(Sha256::digest(&bytes)) == artifact.sha256))
+}
+
+async fn upload(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &std::path::Path,
+    artifact: &Artifact,
+    existing: Existing,
+) -> anyhow::Result<()> {
+    match holds_artifact(client, bucket, key, artifact).await? {
+        Some(true) => {
+            eprintln!(
+                "==> s3://{bucket}/{key} already present (sha256 {}), skipped",
+                artifact.sha256
+            );
+            return Ok(());
+        }
+        Some(false) if existing == Existing::MustMatch => bail!(
+            "s3://{bucket}/{key} already exists with other bytes than {} (sha256 {}): releases are immutable, publish a new version",
+            path.display(),
+            artifact.sha256
+        ),
+        Some(false) => eprintln!(
+            "==> s3://{bucket}/{key} present with another SHA-256 than the zip's, uploading again"
+        ),
+        None => {}
     }
     let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     eprintln!(
@@ -403,6 +643,55 @@ mod tests {
         assert_eq!(hcl_string("a${b}"), "\"a$${b}\"");
     }
 
+    fn release_artifact(function: &str, arch: Arch, sha: &str) -> ReleaseArtifact {
+        ReleaseArtifact {
+            function: function.into(),
+            architecture: arch,
+            key: format!("p/1.0.0/{function}-{arch}.zip"),
+            size: 1,
+            sha256: sha.into(),
+            sha256_base64: "x".into(),
+        }
+    }
+
+    #[test]
+    fn release_manifest_adds_architectures_and_refuses_changes() {
+        let mut release = ReleaseManifest {
+            version: "1.0.0".into(),
+            artifacts: Vec::new(),
+        };
+        release
+            .merge(release_artifact("soci-index-generator", Arch::Arm64, "aa"))
+            .unwrap();
+        release
+            .merge(release_artifact("ecr-image-filter", Arch::X86_64, "bb"))
+            .unwrap();
+        // The same bytes again: nothing changes.
+        release
+            .merge(release_artifact("ecr-image-filter", Arch::X86_64, "bb"))
+            .unwrap();
+        assert_eq!(release.artifacts.len(), 2);
+        assert_eq!(release.artifacts[0].function, "ecr-image-filter");
+        let err = release
+            .merge(release_artifact("ecr-image-filter", Arch::X86_64, "cc"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("release 1.0.0 already holds ecr-image-filter"),
+            "{err}"
+        );
+        assert!(err.contains("immutable"), "{err}");
+    }
+
+    #[test]
+    fn release_versions() {
+        assert_eq!(parse_version("0.1.0").unwrap(), "0.1.0");
+        assert!(parse_version("1.0.0-rc.1+build").is_ok());
+        for bad in ["", "..", "1/2", "a b", &"9".repeat(65)] {
+            assert!(parse_version(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     #[test]
     fn keys() {
         let a = package::artifact("ecr-image-filter", Arch::Arm64, "x.zip".into(), b"z");
@@ -414,5 +703,10 @@ mod tests {
             object_key("", &a),
             format!("ecr-image-filter-arm64-{}.zip", a.sha256)
         );
+        assert_eq!(
+            release_key("/p/q/", "1.2.3", &a),
+            "p/q/1.2.3/ecr-image-filter-arm64.zip"
+        );
+        assert_eq!(release_dir("", "1.2.3"), "1.2.3/");
     }
 }

@@ -20,7 +20,7 @@ use soci_core::inspect::{GraphReport, LeftAsIsReason, PlatformReport, Root, insp
 use soci_core::oci::ANNOTATION_SOCI_INDEX_DIGEST;
 use soci_index_generator::pipeline::LayerReport;
 use soci_index_generator::registry::RepositoryGraph;
-use soci_index_generator::{Outcome, RegistryClient};
+use soci_index_generator::{IndexingOutcome, RegistryClient};
 
 use test_support::image::{self, Entry, Layer, Pushed};
 
@@ -171,14 +171,14 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
     println!("   indexed in {index_seconds:.2} s");
     let no_reports = Vec::new();
     let (layer_reports, index_tag, index_digest) = match &outcome {
-        Outcome::Indexed {
+        IndexingOutcome::Indexed {
             layers,
             index_tag: Some(index_tag),
             index_digest,
             ..
         } => (layers, index_tag, index_digest),
         // A registry that already holds this image (SOCI_TEST_REGISTRY): check what is there.
-        Outcome::AlreadyIndexed {
+        IndexingOutcome::AlreadyIndexed {
             index_tag,
             index_digest,
             ..

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use soci_index_generator::config::{Config, IndexVersion, PlatformFilter, RegistryTarget};
-use soci_index_generator::{Credentials, ImageRef, Indexer, Outcome, RegistryClient, RetryPolicy};
+use soci_index_generator::{
+    Credentials, ImageRef, Indexer, IndexingOutcome, RegistryClient, RetryPolicy,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -121,7 +123,7 @@ pub(crate) fn index(
     indexer: &Indexer,
     image: &ImageRef,
     args: &Args,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<IndexingOutcome> {
     runtime.block_on(indexer.run(image)).map_err(|e| {
         let mut message = format!(
             "indexing {}: {}",
@@ -146,10 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
+pub(crate) fn print_outcome(outcome: &IndexingOutcome, dry_run: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match outcome {
-        Outcome::Indexed {
+        IndexingOutcome::Indexed {
             pushed,
             layers,
             index_digest,

@@ -1,6 +1,6 @@
 //! The release artifacts the run deploys: `cargo xtask package` and `cargo xtask publish --json`
-//! run as child processes (their command lines are the interface, so this crate does not link
-//! xtask), and the zips they leave in `<cargo target dir>/lambda`.
+//! run as child processes (their command lines are the interface; of xtask this crate links only
+//! its `arch` definitions), and the zips they leave in `<cargo target dir>/lambda`.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -9,62 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, ensure};
 
-/// A Lambda architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Arch {
-    X86_64,
-    Arm64,
-}
-
-impl Arch {
-    /// The name Lambda (and `manifest.json`, and the module's `architecture`) uses.
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-
-    /// The name in resource prefixes and tags, where `_` is not allowed everywhere.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86-64",
-            Self::Arm64 => "arm64",
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.lambda_name())
-    }
-}
-
-/// `--arch`: as `cargo xtask package --arch` takes it.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchChoice {
-    X86_64,
-    Arm64,
-    All,
-}
-
-impl ArchChoice {
-    pub fn arches(self) -> Vec<Arch> {
-        match self {
-            Self::X86_64 => vec![Arch::X86_64],
-            Self::Arm64 => vec![Arch::Arm64],
-            Self::All => vec![Arch::X86_64, Arch::Arm64],
-        }
-    }
-
-    fn arg(self) -> &'static str {
-        match self {
-            Self::All => "all",
-            Self::X86_64 => Arch::X86_64.tag(),
-            Self::Arm64 => Arch::Arm64.tag(),
-        }
-    }
-}
+pub use xtask::arch::{Arch, ArchChoice};
 
 /// The workspace root (this crate is `tests/e2e`).
 pub fn project_root() -> PathBuf {
