@@ -30,6 +30,8 @@ enum Command {
     Bench(bench::Bench),
     /// Start a local registry, push a generated two-platform image and index it (no AWS needed).
     Demo(soci::demo::Args),
+    /// Why is my task still on overlayfs? What a deployment of an image reference would find.
+    Doctor(soci::doctor::Args),
     /// Index an image in any OCI registry, the way the Lambda does.
     Index(soci::index::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
@@ -55,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Ztoc(args) => soci::ztoc::run(args),
         Command::Bench(bench) => bench::run(bench),
         Command::Demo(args) => soci::demo::run(args),
+        Command::Doctor(args) => soci::doctor::run(args),
         Command::Index(args) => soci::index::run(args),
         Command::Package(args) => release::package::run(args),
         Command::Publish(args) => release::publish::run(args),

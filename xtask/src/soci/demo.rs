@@ -147,16 +147,12 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
         platforms: Vec::new(),
         dry_run: false,
     };
-    let (indexer, image_ref) = crate::soci::index::prepare(&index_args)?;
+    let crate::soci::index::Prepared {
+        indexer,
+        image: image_ref,
+        client,
+    } = crate::soci::index::prepare(&index_args)?;
     let config = indexer.config().clone();
-    let client = RegistryClient::new(
-        &format!("http://{addr}"),
-        soci_index_generator::Credentials::Anonymous,
-        soci_index_generator::RetryPolicy {
-            attempts: config.retry_attempts,
-            base_delay: config.retry_base_delay,
-        },
-    )?;
     let image = push_demo_image(&runtime, &client, config.min_layer_size)?;
 
     // The generator, exactly as `cargo xtask index` runs it.

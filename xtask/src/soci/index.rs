@@ -62,9 +62,17 @@ pub(crate) fn init_logs() {
         .try_init();
 }
 
+/// What `args` describe, ready to run.
+pub(crate) struct Prepared {
+    pub indexer: Indexer,
+    pub image: ImageRef,
+    /// The client the indexer talks through (for reading back what it pushed).
+    pub client: Arc<RegistryClient>,
+}
+
 /// The indexer and image `args` describe: configuration from the environment (as the Lambda
 /// reads it), then the command line on top.
-pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
+pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
     let (host, repository, tag, digest) = parse_reference(&args.reference)?;
     let url = format!(
         "{}://{host}",
@@ -107,13 +115,18 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<(Indexer, ImageRef)> {
             base_delay: config.retry_base_delay,
         },
     )?;
-    let indexer = Indexer::new(Arc::new(client), config).dry_run(args.dry_run);
+    let client = Arc::new(client);
+    let indexer = Indexer::new(client.clone(), config).dry_run(args.dry_run);
     let image = ImageRef {
         repository,
         digest,
         tag,
     };
-    Ok((indexer, image))
+    Ok(Prepared {
+        indexer,
+        image,
+        client,
+    })
 }
 
 /// Runs the indexer on `image`; errors carry the reference, their whole chain, and a hint when
@@ -141,7 +154,7 @@ pub(crate) fn index(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logs();
-    let (indexer, image) = prepare(&args)?;
+    let Prepared { indexer, image, .. } = prepare(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = index(&runtime, &indexer, &image, &args)?;
     print_outcome(&outcome, args.dry_run)?;

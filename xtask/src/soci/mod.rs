@@ -1,5 +1,6 @@
-//! The commands users run on their images and layers: `ztoc`, `index`, `demo`.
+//! The commands users run on their images and layers: `ztoc`, `index`, `demo`, `doctor`.
 
 pub mod demo;
+pub mod doctor;
 pub mod index;
 pub mod ztoc;

@@ -7,6 +7,9 @@
 //! 5. `examples/basic` against a moto server of our own: apply, plan again (must be empty,
 //!    `-detailed-exitcode` 0), read everything back through the AWS API (boto3), destroy, check
 //!    that it is gone. The zips come from `cargo xtask publish --json`.
+//! 6. On the same server (`scenarios`): `publish --release` + `examples/copy-lambda-code` (the
+//!    functions run the released zips), and the switch from the Terraform port's resources to this
+//!    module (nothing with a name is destroyed).
 //!
 //! Everything Terraform writes (`.terraform/`, lock files, state, plans) goes to a temporary copy
 //! of `terraform/`, never into the repository. Missing tools are errors that say how to install
@@ -14,6 +17,7 @@
 //! `hashicorp/aws` from it (no registry access needed); elsewhere from the registry.
 
 mod moto;
+mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -184,7 +188,13 @@ impl Harness {
         )?;
         report.push("fmt: clean".to_string());
 
-        for dir in [".", "examples/basic", "examples/complete"] {
+        for dir in [
+            ".",
+            "modules/copy-lambda-code",
+            "examples/basic",
+            "examples/complete",
+            "examples/copy-lambda-code",
+        ] {
             step(&format!("terraform init + validate: {dir}"));
             let chdir = self.work.join(dir);
             self.terraform
@@ -194,7 +204,10 @@ impl Harness {
             self.terraform(&chdir, &["validate", "-no-color"])
                 .with_context(|| format!("terraform validate failed in terraform/{dir}"))?;
         }
-        report.push("init + validate: module, examples/basic, examples/complete".to_string());
+        report.push(
+            "init + validate: module, modules/copy-lambda-code, examples basic, complete, copy-lambda-code"
+                .to_string(),
+        );
 
         step("terraform test (mocked AWS provider)");
         report.push(format!("terraform test: {}", self.terraform_test()?));
@@ -350,10 +363,17 @@ impl Harness {
             bail!("resources left in state after destroy:\n{state}");
         }
         check(&["--gone"]).context("destroy left resources behind")?;
-        drop(moto);
-        Ok(format!(
+        let mut report = vec![format!(
             "examples/basic on moto: apply ok, plan after apply empty (exit 0), API checks ok, destroy ok; assets: {origin}"
-        ))
+        )];
+        report.push(if source == AssetSource::Stub {
+            "copy-lambda-code on moto: NOT RUN (--assets stub: it needs `cargo xtask publish --release`)".to_string()
+        } else {
+            self.copy_lambda_code(&moto, python)?
+        });
+        report.push(self.migration(&moto, &assets)?);
+        drop(moto);
+        Ok(report.join("\n  "))
     }
 
     /// The Lambda zips to deploy, and where they came from.
@@ -368,10 +388,10 @@ impl Harness {
         Ok(match source {
             AssetSource::Stub => (stub()?, "stub zips (--assets stub)".to_string()),
             AssetSource::Publish => (
-                publish(&self.root, moto)?,
+                publish(&self.root, moto, ASSETS_BUCKET, &[])?,
                 "cargo xtask publish".to_string(),
             ),
-            AssetSource::Auto => match publish(&self.root, moto) {
+            AssetSource::Auto => match publish(&self.root, moto, ASSETS_BUCKET, &[]) {
                 Ok(assets) => (assets, "cargo xtask publish".to_string()),
                 Err(err) => {
                     eprintln!(
@@ -453,10 +473,11 @@ fn stub_assets(sh: &Shell, python: &Path, script: &Path, moto: &Moto) -> anyhow:
     Ok(serde_json::from_str(&out)?)
 }
 
-/// `cargo xtask publish --bucket B --endpoint-url E --json` (a separate process, so this works
-/// with whatever publish's own arguments struct looks like). Its build output streams to stderr.
-fn publish(root: &Path, moto: &Moto) -> anyhow::Result<Assets> {
-    step("cargo xtask publish --json");
+/// `cargo xtask publish --bucket B --endpoint-url E --json [extra]` (a separate process, so this
+/// works with whatever publish's own arguments struct looks like). Its build output streams to
+/// stderr.
+fn publish(root: &Path, moto: &Moto, bucket: &str, extra: &[&str]) -> anyhow::Result<Assets> {
+    step(&format!("cargo xtask publish --json {}", extra.join(" ")));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let output = Command::new(cargo)
         .current_dir(root)
@@ -464,11 +485,12 @@ fn publish(root: &Path, moto: &Moto) -> anyhow::Result<Assets> {
             "xtask",
             "publish",
             "--bucket",
-            ASSETS_BUCKET,
+            bucket,
             "--endpoint-url",
             &moto.endpoint,
             "--json",
         ])
+        .args(extra)
         .envs(moto.env())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -479,9 +501,9 @@ fn publish(root: &Path, moto: &Moto) -> anyhow::Result<Assets> {
         bail!("`cargo xtask publish` exited with {}", output.status);
     }
     let assets = Assets::from_publish_output(&stdout)?;
-    if assets.deployment_assets_bucket != ASSETS_BUCKET {
+    if assets.deployment_assets_bucket != bucket {
         bail!(
-            "publish uploaded to {} instead of {ASSETS_BUCKET}",
+            "publish uploaded to {} instead of {bucket}",
             assets.deployment_assets_bucket
         );
     }
@@ -513,6 +535,50 @@ mod readme {
     fn module_file(name: &str) -> String {
         let path = crate::project_root().join("terraform").join(name);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Every `.tf` file under `terraform/` (module, submodules, examples), with its path.
+    fn tf_files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() && !name.starts_with('.') {
+                tf_files(&path, out);
+            } else if name.ends_with(".tf") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+
+    /// Provider 6.x (which versions.tf allows) deprecates `aws_region`'s `name` in favour of
+    /// `region`, which 5.x lacks; `id` is the region name under both, so only `id` is used.
+    /// (The mirror here holds 5.x only, so `terraform validate` cannot show the 6.x warning.)
+    #[test]
+    fn no_attribute_that_provider_6_deprecates() {
+        let mut files = Vec::new();
+        tf_files(&crate::project_root().join("terraform"), &mut files);
+        assert!(files.len() > 10, "found only {} .tf files", files.len());
+        for (path, text) in files {
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split('#').next().unwrap_or_default();
+                let Some(at) = code.find("data.aws_region.") else {
+                    continue;
+                };
+                let attribute = code[at..].split('.').nth(3).unwrap_or_default();
+                let attribute: String = attribute
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert_ne!(
+                    attribute,
+                    "name",
+                    "{}:{}: data.aws_region.<x>.name is deprecated under provider 6.x: {line}",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
     }
 
     /// `block "name" {` ... `}` at the top level -> name -> the block's `  default = ...` text.
@@ -591,5 +657,55 @@ mod readme {
             code.keys().collect::<Vec<_>>(),
             readme.keys().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn copy_module_readme_tables_match_its_code() {
+        let dir = "modules/copy-lambda-code";
+        let code = blocks(&module_file(&format!("{dir}/variables.tf")), "variable");
+        let readme_text = module_file(&format!("{dir}/README.md"));
+        let readme = table(&readme_text, "Inputs", 3);
+        assert!(code.len() >= 7, "parsed only {} variables", code.len());
+        assert_eq!(
+            code.keys().collect::<Vec<_>>(),
+            readme.keys().collect::<Vec<_>>()
+        );
+        for (name, default) in &code {
+            let want = match default {
+                Some(value) => format!("`{value}`"),
+                None => "n/a".to_string(),
+            };
+            assert_eq!(readme[name], want, "README default of `{name}`");
+        }
+        let outputs = blocks(&module_file(&format!("{dir}/outputs.tf")), "output");
+        assert_eq!(
+            outputs.keys().collect::<Vec<_>>(),
+            table(&readme_text, "Outputs", 1).keys().collect::<Vec<_>>()
+        );
+    }
+
+    /// Each example has a README that names every variable it takes.
+    #[test]
+    fn every_example_has_a_readme_naming_its_inputs() {
+        let examples = crate::project_root().join("terraform/examples");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let dir = entry.unwrap().path();
+            let name = dir.file_name().unwrap().to_string_lossy().to_string();
+            let readme = std::fs::read_to_string(dir.join("README.md"))
+                .unwrap_or_else(|e| panic!("examples/{name}/README.md: {e}"));
+            let variables = blocks(
+                &module_file(&format!("examples/{name}/variables.tf")),
+                "variable",
+            );
+            for variable in variables.keys() {
+                assert!(
+                    readme.contains(&format!("`{variable}`")),
+                    "examples/{name}/README.md does not mention `{variable}`"
+                );
+            }
+            count += 1;
+        }
+        assert!(count >= 3, "only {count} examples");
     }
 }

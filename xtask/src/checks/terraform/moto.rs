@@ -96,10 +96,15 @@ events = session.client("events", endpoint_url=endpoint)
 logs = session.client("logs", endpoint_url=endpoint)
 failures = []
 
+roles = {
+    f"{prefix}-ECRImageActionEventFilter": f"{prefix}-ECRImageEventFilterLambdaRole",
+    f"{prefix}-SociIndexGenerator": f"{prefix}-SociIndexGeneratorLambdaRole",
+}
+
 if "--gone" in sys.argv:
-    names = [f"{prefix}-ECRImageActionEventFilter", f"{prefix}-SociIndexGenerator"]
+    names = list(roles)
     left = [f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"] in names]
-    left += [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in names]
+    left += [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in roles.values()]
     left += [r["Name"] for r in events.list_rules(NamePrefix=prefix)["Rules"]]
     left += [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{prefix}-")["logGroups"]]
     if left:
@@ -151,18 +156,18 @@ for name, want in functions.items():
     if "ephemeral" in want:
         check("EphemeralStorage", cfg.get("EphemeralStorage", {}).get("Size"), want["ephemeral"])
     check("Environment", cfg.get("Environment", {}).get("Variables"), want["env"])
-    check("Role", cfg.get("Role"), f"arn:aws:iam::{account}:role/{name}")
+    check("Role", cfg.get("Role"), f"arn:aws:iam::{account}:role/{roles[name]}")
     if want["hash"]:
         check("CodeSha256 (= source_code_hash input)", cfg.get("CodeSha256"), want["hash"])
 
-    print(f"role {name}")
-    role = iam.get_role(RoleName=name)["Role"]
+    print(f"role {roles[name]}")
+    role = iam.get_role(RoleName=roles[name])["Role"]
     trust = role["AssumeRolePolicyDocument"]
     if isinstance(trust, str):
         trust = json.loads(trust)
     check("trusts lambda.amazonaws.com", trust["Statement"][0]["Principal"], {"Service": "lambda.amazonaws.com"})
-    check("inline policies", iam.list_role_policies(RoleName=name)["PolicyNames"], [f"{name}-policy"])
-    doc = iam.get_role_policy(RoleName=name, PolicyName=f"{name}-policy")["PolicyDocument"]
+    check("inline policies", iam.list_role_policies(RoleName=roles[name])["PolicyNames"], [f"{name}-policy"])
+    doc = iam.get_role_policy(RoleName=roles[name], PolicyName=f"{name}-policy")["PolicyDocument"]
     if isinstance(doc, str):
         doc = json.loads(doc)
     actions = sorted(a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
@@ -180,7 +185,7 @@ for name, want in functions.items():
     groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
     check("retentionInDays", [g.get("retentionInDays") for g in groups], [14])
 
-rule_name = f"{prefix}-ECRImagePush"
+rule_name = f"{prefix}-ECRImageActionEventBridgeRule"
 print(f"rule {rule_name}")
 rule = events.describe_rule(Name=rule_name)
 check(

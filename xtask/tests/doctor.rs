@@ -1,0 +1,122 @@
+//! `cargo xtask doctor` against a real registry: each verdict a user can meet, from an image
+//! the generator never saw to a tag that moved after it was indexed.
+
+use std::process::{Command, Output};
+
+use bytes::Bytes;
+use soci_core::oci::{MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SOCI_INDEX_V1};
+use soci_index_generator::{Credentials, RegistryClient, RetryPolicy};
+use test_support::Registry;
+use test_support::image::{self, Entry};
+
+/// Layers at or above this size get a zTOC in these tests.
+const MIN_LAYER: &str = "1048576";
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("min_layer_size", MIN_LAYER)
+        .env_remove("index_tag_suffix")
+        .output()
+        .expect("run xtask")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Pushes a one-platform image (a 2 MiB layer and a small one) tagged `tag`; `seed` varies it.
+async fn push(client: &RegistryClient, repo: &str, tag: &str, seed: u64) -> image::Pushed {
+    let big = image::gzip_tar_layer(&[Entry::File("big.bin".into(), 2 << 20, seed)]).unwrap();
+    let small = image::gzip_tar_layer(&[Entry::File("small.txt".into(), 100, seed + 1)]).unwrap();
+    image::push_image(client, repo, Some(tag), "amd64", &[&big, &small])
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
+    let registry = Registry::start().expect("docker-registry (cargo xtask setup)");
+    let client = RegistryClient::new(
+        &format!("http://{}", registry.addr),
+        Credentials::Anonymous,
+        RetryPolicy {
+            attempts: 3,
+            base_delay: std::time::Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    let reference = format!("{}/doctor/app:v1", registry.addr);
+    push(&client, "doctor/app", "v1", 1).await;
+
+    let never = xtask(&["doctor", &reference, "--plain-http"]);
+    assert!(!never.status.success(), "{}", text(&never));
+    assert!(
+        text(&never).contains("no SOCI index at all"),
+        "{}",
+        text(&never)
+    );
+
+    let indexed = xtask(&["index", &reference, "--plain-http"]);
+    assert!(indexed.status.success(), "{}", text(&indexed));
+    let tag = xtask(&["doctor", &reference, "--plain-http"]);
+    assert!(!tag.status.success(), "{}", text(&tag));
+    assert!(
+        text(&tag).contains("v1 is not SOCI-enabled; v1-soci is its SOCI-enabled index"),
+        "{}",
+        text(&tag)
+    );
+    let enabled = xtask(&["doctor", &format!("{reference}-soci"), "--plain-http"]);
+    assert!(enabled.status.success(), "{}", text(&enabled));
+    let said = text(&enabled);
+    assert!(said.contains("SOCI-enabled image index"), "{said}");
+    assert!(
+        said.contains("linux/amd64: 1 of 2 layers have a zTOC"),
+        "{said}"
+    );
+    assert!(said.contains("below min_layer_size 1048576"), "{said}");
+
+    // The tag moves to another image after it was indexed.
+    push(&client, "doctor/app", "v1", 7).await;
+    let moved = xtask(&["doctor", &reference, "--plain-http"]);
+    assert!(!moved.status.success(), "{}", text(&moved));
+    assert!(
+        text(&moved).contains("indexes an older push of v1"),
+        "{}",
+        text(&moved)
+    );
+
+    // Only a v1 index, found through the referrers tag schema (the listed manifest stands in
+    // for a SOCI index: the doctor reads the listing, not the index).
+    let other = push(&client, "doctor/old", "v1", 3).await;
+    let referrers = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_OCI_INDEX,
+        "manifests": [{
+            "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+            "artifactType": MEDIA_TYPE_SOCI_INDEX_V1,
+            "digest": other.digest,
+            "size": other.size,
+        }],
+    });
+    client
+        .put_manifest(
+            "doctor/old",
+            &other.digest.replacen(':', "-", 1),
+            MEDIA_TYPE_OCI_INDEX,
+            Bytes::from(serde_json::to_vec(&referrers).unwrap()),
+        )
+        .await
+        .unwrap();
+    let v1 = xtask(&[
+        "doctor",
+        &format!("{}/doctor/old:v1", registry.addr),
+        "--plain-http",
+    ]);
+    assert!(!v1.status.success(), "{}", text(&v1));
+    assert!(text(&v1).contains("only a v1 SOCI index"), "{}", text(&v1));
+}
