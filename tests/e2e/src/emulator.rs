@@ -123,7 +123,13 @@ impl Inner {
     }
 
     /// Records an attempt's outcome; requeues a failed async attempt while retries remain.
-    fn finish(&self, state: &mut State, function: &str, flight: InFlight, outcome: InvocationOutcome) {
+    fn finish(
+        &self,
+        state: &mut State,
+        function: &str,
+        flight: InFlight,
+        outcome: InvocationOutcome,
+    ) {
         let pending = flight.pending;
         state.records.push(Record {
             function: function.to_string(),
@@ -807,7 +813,12 @@ fn runtime_api(
                 }));
             }
             for flight in failed {
-                inner.finish(&mut state, name, flight, InvocationOutcome::Error(body.clone()));
+                inner.finish(
+                    &mut state,
+                    name,
+                    flight,
+                    InvocationOutcome::Error(body.clone()),
+                );
             }
             // Keep the init error visible even without any invocation.
             state.records.push(Record {

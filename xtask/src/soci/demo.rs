@@ -146,6 +146,7 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
         v1: false,
         platforms: Vec::new(),
         dry_run: false,
+        wait: Default::default(),
     };
     let crate::soci::index::Prepared {
         indexer,

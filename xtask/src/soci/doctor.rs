@@ -58,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         v1: false,
         platforms: Vec::new(),
         dry_run: true,
+        wait: Default::default(),
     };
     let super::index::Prepared {
         indexer,

@@ -25,6 +25,8 @@ pub struct Args {
     /// Build everything, push nothing; print what would be pushed.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) wait: super::wait::WaitArgs,
 }
 
 /// `host[:port]`, repository, tag, digest.
@@ -154,7 +156,12 @@ pub(crate) fn index(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logs();
-    let Prepared { indexer, image, .. } = prepare(&args)?;
+    let prepared = prepare(&args)?;
+    if args.wait.wait {
+        let (host, ..) = parse_reference(&args.reference)?;
+        return super::wait::run(&args, &host, &prepared);
+    }
+    let Prepared { indexer, image, .. } = prepared;
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = index(&runtime, &indexer, &image, &args)?;
     print_outcome(&outcome, args.dry_run)?;

@@ -3,4 +3,5 @@
 pub mod demo;
 pub mod doctor;
 pub mod index;
+pub mod wait;
 pub mod ztoc;

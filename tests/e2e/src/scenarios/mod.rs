@@ -1,13 +1,15 @@
 //! The checks of one architecture's pass, one file per group: [`start`] (the deployed
 //! configuration, the bootstraps started), [`indexing`] (the push event indexed, the SOCI graph
 //! verified), [`negatives`] (what must not index) and [`registry_failure`] (a failure surfaces as
-//! a failed invocation). This file holds what they share: delivering an event as EventBridge
+//! a failed invocation), [`wait`] (index before deploy: `cargo xtask index --wait`). This
+//! file holds what they share: delivering an event as EventBridge
 //! does and reading the emulator's records of what ran.
 
 mod indexing;
 mod negatives;
 mod registry_failure;
 mod start;
+mod wait;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -180,6 +182,10 @@ pub fn run_pass(
     phases.run(
         &format!("{arch}: registry failure surfaces as a failed invocation"),
         || pass.registry_failure(&tag, &image, checks),
+    )?;
+    phases.run(
+        &format!("{arch}: index before deploy (cargo xtask index --wait)"),
+        || pass.index_before_deploy(seed, checks),
     )?;
     Ok(())
 }

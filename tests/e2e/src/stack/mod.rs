@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 pub use lambda::{FunctionConfig, LambdaProcess, function_config, launcher, tail};
-pub use release::{Arch, ArchChoice, package, publish, unzip_bootstrap, zips_dir};
+pub use release::{Arch, ArchChoice, cargo, package, publish, unzip_bootstrap, zips_dir};
 pub use terraform::{Deployment, Terraform, TerraformSettings};
 
 /// Wall time per phase.

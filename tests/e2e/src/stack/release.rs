@@ -21,7 +21,7 @@ pub fn project_root() -> PathBuf {
 
 /// `cargo <args>` in the workspace root, with this process's environment (so `package`,
 /// `publish` and this run agree on `CARGO_TARGET_DIR`).
-fn cargo(args: &[&str]) -> Command {
+pub fn cargo(args: &[&str]) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .args(args)
