@@ -36,12 +36,41 @@ locals {
   }]
 
   on_failure_service = var.soci_index_generator_on_failure_destination_arn == null ? null : split(":", var.soci_index_generator_on_failure_destination_arn)[2]
-  on_failure_statements = local.on_failure_service == null ? [] : [{
-    Sid      = "SendFailedInvocations"
-    Effect   = "Allow"
-    Action   = [local.on_failure_service == "sqs" ? "sqs:SendMessage" : "sns:Publish"]
-    Resource = [var.soci_index_generator_on_failure_destination_arn]
-  }]
+  # Lambda delivers failure records with the function's role: an encrypted queue or topic needs
+  # the role to make a data key with the destination's key, or the records are dropped.
+  on_failure_kms_key_arn = var.soci_index_generator_on_failure_destination_arn == null ? null : coalesce(var.soci_index_generator_on_failure_destination_kms_key_arn, var.kms_key_arn, "none")
+  on_failure_statements = local.on_failure_service == null ? [] : concat(
+    [{
+      Sid      = "SendFailedInvocations"
+      Effect   = "Allow"
+      Action   = [local.on_failure_service == "sqs" ? "sqs:SendMessage" : "sns:Publish"]
+      Resource = [var.soci_index_generator_on_failure_destination_arn]
+    }],
+    local.on_failure_kms_key_arn == "none" ? [] : [{
+      Sid      = "EncryptFailedInvocations"
+      Effect   = "Allow"
+      Action   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+      Resource = [local.on_failure_kms_key_arn]
+    }],
+  )
+
+  # What Lambda needs to attach the functions to the VPC: the network interface actions of
+  # AWSLambdaVPCAccessExecutionRole without its logs:* on "*" (which would undo the per-log-group
+  # scoping). EC2 grants Describe* only on "*", and Lambda manages the interfaces in the
+  # caller's subnets, so the statement has no narrower resource.
+  vpc_statements = local.vpc_enabled ? [{
+    Sid    = "VpcNetworkInterfaces"
+    Effect = "Allow"
+    Action = [
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeSubnets",
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ]
+    Resource = ["*"]
+  }] : []
 
   generator_policy = {
     Version = "2012-10-17"
@@ -68,6 +97,7 @@ locals {
       ],
       local.kms_statements,
       local.on_failure_statements,
+      local.vpc_statements,
     )
   }
 
@@ -89,10 +119,9 @@ locals {
         },
       ],
       local.kms_statements,
+      local.vpc_statements,
     )
   }
-
-  vpc_access_policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
 ################################################################################
@@ -100,7 +129,7 @@ locals {
 ################################################################################
 
 resource "aws_iam_role" "generator" {
-  name                 = "${var.resource_prefix}-SociIndexGenerator"
+  name                 = local.generator_role_name
   description          = "Execution role of ${local.generator_name}"
   assume_role_policy   = local.lambda_assume_role_policy
   permissions_boundary = var.permissions_boundary_arn
@@ -113,19 +142,13 @@ resource "aws_iam_role_policy" "generator" {
   policy = jsonencode(local.generator_policy)
 }
 
-resource "aws_iam_role_policy_attachment" "generator_vpc" {
-  count = local.vpc_enabled ? 1 : 0
-
-  role       = aws_iam_role.generator.name
-  policy_arn = local.vpc_access_policy_arn
-}
 
 ################################################################################
 # Filter role
 ################################################################################
 
 resource "aws_iam_role" "filter" {
-  name                 = "${var.resource_prefix}-ECRImageActionEventFilter"
+  name                 = local.filter_role_name
   description          = "Execution role of ${local.filter_name}"
   assume_role_policy   = local.lambda_assume_role_policy
   permissions_boundary = var.permissions_boundary_arn
@@ -136,11 +159,4 @@ resource "aws_iam_role_policy" "filter" {
   name   = "${local.filter_name}-policy"
   role   = aws_iam_role.filter.id
   policy = jsonencode(local.filter_policy)
-}
-
-resource "aws_iam_role_policy_attachment" "filter_vpc" {
-  count = local.vpc_enabled ? 1 : 0
-
-  role       = aws_iam_role.filter.name
-  policy_arn = local.vpc_access_policy_arn
 }

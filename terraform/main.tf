@@ -4,21 +4,28 @@
 
 data "aws_partition" "current" {}
 
-data "aws_region" "current" {
-  count = var.region == null ? 1 : 0
-}
+# Always read: `region` and `account_id` inputs are checked against them (a mismatch would give
+# wrong ARNs and a rule that never matches).
+data "aws_region" "current" {}
 
-data "aws_caller_identity" "current" {
-  count = var.account_id == null ? 1 : 0
-}
+data "aws_caller_identity" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  region     = var.region != null ? var.region : data.aws_region.current[0].name
-  account_id = var.account_id != null ? var.account_id : data.aws_caller_identity.current[0].account_id
+  partition = data.aws_partition.current.partition
+  # `id` is the region name under provider 5.x and 6.x alike; `name` is deprecated in 6.x.
+  provider_region  = data.aws_region.current.id
+  provider_account = data.aws_caller_identity.current.account_id
+  region           = coalesce(var.region, local.provider_region)
+  account_id       = coalesce(var.account_id, local.provider_account)
 
-  filter_name    = "${var.resource_prefix}-ECRImageActionEventFilter"
-  generator_name = "${var.resource_prefix}-SociIndexGenerator"
+  # As in the Terraform port: an empty prefix means no prefix (and no leading separator).
+  name_prefix    = var.resource_prefix == "" ? "" : "${var.resource_prefix}-"
+  filter_name    = "${local.name_prefix}ECRImageActionEventFilter"
+  generator_name = "${local.name_prefix}SociIndexGenerator"
+  # The port's names for the roles and the rule, so switching from it renames nothing.
+  filter_role_name    = "${local.name_prefix}ECRImageEventFilterLambdaRole"
+  generator_role_name = "${local.name_prefix}SociIndexGeneratorLambdaRole"
+  rule_name           = "${local.name_prefix}ECRImageActionEventBridgeRule"
 
   # Known at plan time (the filter's environment and the IAM policies need them before the
   # functions exist).
@@ -74,6 +81,8 @@ locals {
       span_size      = tostring(var.span_size)
       min_layer_size = tostring(var.min_layer_size)
     },
+    length(var.platforms) == 0 ? {} : { platforms = join(",", var.platforms) },
+    var.build_tool_identifier == null ? {} : { build_tool_identifier = var.build_tool_identifier },
     var.ecr_endpoint == null ? {} : { ECR_ENDPOINT = var.ecr_endpoint },
   )
 
@@ -143,29 +152,33 @@ resource "aws_lambda_function" "generator" {
   tags = var.tags
 
   lifecycle {
+    # Lambda refuses a VPC configuration with subnets and no security group (and the reverse
+    # means nothing): catch it at plan rather than halfway through an apply.
     precondition {
-      condition     = length(var.security_group_ids) == 0 || length(var.subnet_ids) > 0
-      error_message = "security_group_ids only applies together with subnet_ids."
+      condition     = (length(var.subnet_ids) > 0) == (length(var.security_group_ids) > 0)
+      error_message = "subnet_ids and security_group_ids go together: set both (the functions run in the VPC) or neither (got ${length(var.subnet_ids)} subnet(s) and ${length(var.security_group_ids)} security group(s))."
     }
   }
 
   depends_on = [
     aws_cloudwatch_log_group.generator,
     aws_iam_role_policy.generator,
-    aws_iam_role_policy_attachment.generator_vpc,
   ]
 }
 
-# Failed asynchronous invocations (after the retries) go to the caller's queue or topic.
+# Always created, so the retry setting applies with or without a destination and no count hangs
+# on a destination ARN that is unknown until its queue or topic exists. Failed asynchronous
+# invocations (after the retries) go to the caller's queue or topic when one is given.
 resource "aws_lambda_function_event_invoke_config" "generator" {
-  count = var.soci_index_generator_on_failure_destination_arn == null ? 0 : 1
-
   function_name          = aws_lambda_function.generator.function_name
   maximum_retry_attempts = var.soci_index_generator_maximum_retry_attempts
 
-  destination_config {
-    on_failure {
-      destination = var.soci_index_generator_on_failure_destination_arn
+  dynamic "destination_config" {
+    for_each = var.soci_index_generator_on_failure_destination_arn == null ? [] : [var.soci_index_generator_on_failure_destination_arn]
+    content {
+      on_failure {
+        destination = destination_config.value
+      }
     }
   }
 
@@ -213,7 +226,6 @@ resource "aws_lambda_function" "filter" {
   depends_on = [
     aws_cloudwatch_log_group.filter,
     aws_iam_role_policy.filter,
-    aws_iam_role_policy_attachment.filter_vpc,
     # The filter's environment names the generator by ARN; have it exist first.
     aws_lambda_function.generator,
   ]
@@ -224,15 +236,29 @@ resource "aws_lambda_function" "filter" {
 ################################################################################
 
 resource "aws_cloudwatch_event_rule" "ecr_image_push" {
-  name          = "${var.resource_prefix}-ECRImagePush"
+  name          = local.rule_name
   description   = "Successful image pushes to ECR, for the SOCI index builder."
   event_pattern = jsonencode(local.event_pattern)
   tags          = var.tags
+
+  lifecycle {
+    # Inputs that describe another region or account than the provider's would give ARNs that
+    # name nothing and a rule that never matches, silently.
+    precondition {
+      condition     = var.region == null || var.region == local.provider_region
+      error_message = "region = \"${coalesce(var.region, "-")}\" but the AWS provider deploys to \"${local.provider_region}\": leave region null or make it equal to the provider's region."
+    }
+    precondition {
+      condition     = var.account_id == null || var.account_id == local.provider_account
+      error_message = "account_id = \"${coalesce(var.account_id, "-")}\" but the AWS provider's credentials are in account \"${local.provider_account}\": leave account_id null or make it equal to the provider's account."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "filter" {
-  rule      = aws_cloudwatch_event_rule.ecr_image_push.name
-  target_id = "${var.resource_prefix}-ECRImageActionEventFilter"
+  rule = aws_cloudwatch_event_rule.ecr_image_push.name
+  # The port's target id, so switching from it replaces nothing.
+  target_id = "ecr-image-action-lambda-target"
   arn       = aws_lambda_function.filter.arn
 }
 

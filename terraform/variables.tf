@@ -103,15 +103,16 @@ variable "soci_repository_image_tag_filters" {
 }
 
 variable "resource_prefix" {
-  description = "Prefix of every resource name: functions are `<prefix>-ECRImageActionEventFilter` and `<prefix>-SociIndexGenerator`."
+  description = "Prefix of every resource name: functions are `<prefix>-ECRImageActionEventFilter` and `<prefix>-SociIndexGenerator`. Empty (`\"\"`): no prefix and no leading `-`, as in the Terraform port."
   type        = string
   default     = "ecr-soci-indexer"
   nullable    = false
 
   validation {
-    # The longest name is `<prefix>-ECRImageActionEventFilter` (+26 characters); Lambda allows 64.
-    condition     = can(regex("^[A-Za-z0-9_-]{1,38}$", var.resource_prefix))
-    error_message = "resource_prefix must be 1-38 characters of A-Z a-z 0-9 _ - (function names are limited to 64 characters)."
+    # The longest names are `<prefix>-ECRImageEventFilterLambdaRole` and
+    # `<prefix>-ECRImageActionEventBridgeRule` (+30 characters); IAM and EventBridge allow 64.
+    condition     = can(regex("^[A-Za-z0-9_-]{0,34}$", var.resource_prefix))
+    error_message = "resource_prefix must be 0-34 characters of A-Z a-z 0-9 _ - (role and rule names are limited to 64 characters); \"\" means no prefix."
   }
 }
 
@@ -165,6 +166,24 @@ variable "index_tag_suffix" {
     condition     = can(regex("^[A-Za-z0-9_.-]{1,32}$", var.index_tag_suffix))
     error_message = "index_tag_suffix must be 1-32 characters of A-Z a-z 0-9 _ . - (it is appended to an image tag)."
   }
+}
+
+variable "platforms" {
+  description = "Platforms the generator indexes in a multi-platform image, e.g. `[\"linux/amd64\", \"linux/arm64\"]` (env `platforms`). Empty (default): every platform."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for p in var.platforms : can(regex("^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$", p))])
+    error_message = "Each platform must be `<os>/<architecture>[/<variant>]`, e.g. linux/amd64 or linux/arm64/v8."
+  }
+}
+
+variable "build_tool_identifier" {
+  description = "Build tool written into every zTOC and index (env `build_tool_identifier`). Null: `soci-lambda v<version>`."
+  type        = string
+  default     = null
 }
 
 variable "ecr_endpoint" {
@@ -302,8 +321,19 @@ variable "soci_index_generator_on_failure_destination_arn" {
   }
 }
 
+variable "soci_index_generator_on_failure_destination_kms_key_arn" {
+  description = "KMS key that encrypts the on-failure queue or topic, when it is not `kms_key_arn`. The generator's role gets `kms:GenerateDataKey*` and `kms:Decrypt` on it (Lambda sends failure records with that role). Null: `kms_key_arn`, if set."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.soci_index_generator_on_failure_destination_kms_key_arn == null || can(regex("^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.soci_index_generator_on_failure_destination_kms_key_arn))
+    error_message = "soci_index_generator_on_failure_destination_kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>)."
+  }
+}
+
 variable "soci_index_generator_maximum_retry_attempts" {
-  description = "Retries of a failed asynchronous generator invocation (0-2). Applied together with the on-failure destination."
+  description = "Retries of a failed asynchronous generator invocation (0-2), with or without an on-failure destination."
   type        = number
   default     = 2
   nullable    = false
@@ -371,4 +401,57 @@ variable "tags" {
   type        = map(string)
   default     = {}
   nullable    = false
+}
+
+################################################################################
+# Alarms (off by default)
+################################################################################
+
+variable "create_alarms" {
+  description = "Create CloudWatch alarms on the generator's `Errors`, `Throttles` and `DestinationDeliveryFailures` (any in a period)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "create_failure_queue_alarms" {
+  description = "With `create_alarms`: also alarm on the on-failure queue's depth (any message) and age. The destination must be an SQS queue. A plain boolean, so it is known while the queue is still to be created."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic notified when an alarm fires and when it clears. Null: the alarms only show in CloudWatch."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]+$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period over which each alarm's metric is evaluated, in seconds."
+  type        = number
+  default     = 300
+  nullable    = false
+
+  validation {
+    condition     = var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0
+    error_message = "alarm_period_seconds must be a multiple of 60, at least 60."
+  }
+}
+
+variable "failure_queue_age_alarm_threshold_seconds" {
+  description = "Age of the oldest message in the on-failure queue that raises the age alarm, in seconds."
+  type        = number
+  default     = 86400
+  nullable    = false
+
+  validation {
+    condition     = var.failure_queue_age_alarm_threshold_seconds >= 60
+    error_message = "failure_queue_age_alarm_threshold_seconds must be at least 60."
+  }
 }

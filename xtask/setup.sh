@@ -77,7 +77,7 @@ rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >/dev/null 
   rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
 
 $build_only || command -v terraform >/dev/null || {
-  echo "setup: terraform is not installed: install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install)" >&2
+  echo "setup: terraform is not installed: install Terraform >= 1.7 (https://developer.hashicorp.com/terraform/install)" >&2
   exit 1
 }
 echo "setup: ready (Debian tools, $venv, Rust targets, terraform)" >&2

@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use crate::ztoc::{GNU_SPARSE_MAP_MAX_BYTES, OverBudget, PAX_RECORD_MAX_BYTES};
 use crate::{Error, Result};
 
 const BLOCK: usize = 512;
 /// Go's limit for PAX and GNU long-name payloads.
-const MAX_SPECIAL_FILE_SIZE: u64 = 1 << 20;
+const MAX_SPECIAL_FILE_SIZE: u64 = PAX_RECORD_MAX_BYTES;
 
 pub const TYPE_REG: u8 = b'0';
 pub const TYPE_REG_A: u8 = 0;
@@ -196,9 +197,17 @@ struct SparseMapText {
 }
 
 impl SparseMapText {
-    /// Reads whole blocks of the entry's data until `tokens` complete lines are available.
+    /// Reads whole blocks of the entry's data until `tokens` complete lines are available; like
+    /// Go (since the CVE-2022-2879 fix), refuses a map longer than 1 MiB instead of buffering it.
     fn feed<R: BufRead>(&mut self, reader: &mut TarReader<R>, tokens: usize) -> Result<()> {
         while self.newlines_ahead < tokens {
+            if (self.text.len() + BLOCK) as u64 > GNU_SPARSE_MAP_MAX_BYTES {
+                return Err(Error::Rejected(format!(
+                    "error while reading tar header at uncompressed offset {}: archive/tar: \
+                     sparse map too long (over {GNU_SPARSE_MAP_MAX_BYTES} bytes)",
+                    reader.position
+                )));
+            }
             let mut block = [0u8; BLOCK];
             if reader.remaining < BLOCK as u64 || reader.read_full(&mut block)? < BLOCK {
                 return Err(eof_error(reader.position));
@@ -277,6 +286,9 @@ impl<R: BufRead> TarReader<R> {
     }
 
     fn io_error(&self, err: std::io::Error) -> Error {
+        if let Some(over) = OverBudget::from_io(&err) {
+            return over;
+        }
         match err.kind() {
             std::io::ErrorKind::InvalidData => Error::Rejected(err.to_string()),
             _ => Error::Io {

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use proptest::prelude::*;
-use soci_core::{BuildOptions, Compression, build_ztoc, extract_file, verify};
+use soci_core::{BuildOptions, Compression, MemoryBudget, build_ztoc, extract_file, verify};
 
 #[derive(Clone, Debug)]
 enum Node {
@@ -184,7 +184,7 @@ proptest! {
         } else {
             (gzip_members(&tar, &cuts, &levels), Compression::Gzip, span)
         };
-        let options = BuildOptions { span_size: span, build_tool: "proptest".into(), compression, expected_digest: None };
+        let options = BuildOptions { span_size: span, build_tool: "proptest".into(), compression, expected_digest: None, budget: MemoryBudget::default() };
         let built = build_ztoc(layer.as_slice(), &options).expect("build");
         let report = verify(&built.ztoc, layer.as_slice()).expect("verify runs");
         prop_assert!(report.is_ok(), "verify: {:?}", report.problems);
@@ -199,7 +199,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), gzip in any::<bool>()) {
         let compression = if gzip { Compression::Gzip } else { Compression::Uncompressed };
-        let options = BuildOptions { span_size: 1024, build_tool: "fuzz".into(), compression, expected_digest: None };
+        let options = BuildOptions { span_size: 1024, build_tool: "fuzz".into(), compression, expected_digest: None, budget: MemoryBudget::default() };
         let _ = build_ztoc(data.as_slice(), &options);
         let _ = verify(&data, data.as_slice());
         let _ = soci_core::ztoc::Ztoc::from_bytes(&data);
@@ -218,6 +218,7 @@ fn a_digest_mismatch_is_reported() {
         build_tool: "t".into(),
         compression: Compression::Uncompressed,
         expected_digest: Some("sha256:0000".into()),
+        budget: MemoryBudget::default(),
     };
     let err = build_ztoc(tar.as_slice(), &options).unwrap_err();
     assert!(
@@ -268,6 +269,7 @@ fn span_digests_do_not_depend_on_how_the_layer_is_read() {
         build_tool: "t".into(),
         compression: Compression::Gzip,
         expected_digest: None,
+        budget: MemoryBudget::default(),
     };
     let whole = build_ztoc(layer.as_slice(), &options).expect("build");
     assert!(whole.spans > 30, "{} spans", whole.spans);

@@ -3,22 +3,7 @@
 # Run: terraform init && terraform test   (or `cargo xtask terraform`, which runs everything)
 
 mock_provider "aws" {
-  mock_data "aws_partition" {
-    defaults = {
-      partition  = "aws"
-      dns_suffix = "amazonaws.com"
-    }
-  }
-  mock_data "aws_region" {
-    defaults = {
-      name = "eu-west-1"
-    }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = {
-      account_id = "123456789012"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 variables {
@@ -107,13 +92,21 @@ run "defaults" {
   }
 
   assert {
-    condition     = length(aws_lambda_function.generator.vpc_config) == 0 && length(aws_iam_role_policy_attachment.generator_vpc) == 0 && length(aws_iam_role_policy_attachment.filter_vpc) == 0
-    error_message = "No VPC configuration or VPC policy without subnet_ids."
+    condition = length(aws_lambda_function.generator.vpc_config) == 0 && alltrue([
+      for p in [aws_iam_role_policy.generator.policy, aws_iam_role_policy.filter.policy] :
+      length([for s in jsondecode(p).Statement : s if s.Sid == "VpcNetworkInterfaces"]) == 0
+    ])
+    error_message = "No VPC configuration or VPC statement without subnet_ids."
   }
 
   assert {
-    condition     = length(aws_lambda_function_event_invoke_config.generator) == 0
-    error_message = "No event invoke config without an on-failure destination."
+    condition     = aws_lambda_function_event_invoke_config.generator.maximum_retry_attempts == 2 && length(aws_lambda_function_event_invoke_config.generator.destination_config) == 0
+    error_message = "The event invoke config exists without a destination (2 retries, no destination)."
+  }
+
+  assert {
+    condition     = aws_iam_role.filter.name == "ecr-soci-indexer-ECRImageEventFilterLambdaRole" && aws_iam_role.generator.name == "ecr-soci-indexer-SociIndexGeneratorLambdaRole" && aws_cloudwatch_event_rule.ecr_image_push.name == "ecr-soci-indexer-ECRImageActionEventBridgeRule"
+    error_message = "Roles and rule keep the Terraform port's names (a switch renames nothing)."
   }
 
   assert {
@@ -143,11 +136,11 @@ run "wiring" {
   # distinct per resource so the equality checks below can fail.
   override_resource {
     target = aws_iam_role.filter
-    values = { arn = "arn:aws:iam::123456789012:role/ecr-soci-indexer-ECRImageActionEventFilter", id = "ecr-soci-indexer-ECRImageActionEventFilter" }
+    values = { arn = "arn:aws:iam::123456789012:role/ecr-soci-indexer-ECRImageEventFilterLambdaRole", id = "ecr-soci-indexer-ECRImageEventFilterLambdaRole" }
   }
   override_resource {
     target = aws_iam_role.generator
-    values = { arn = "arn:aws:iam::123456789012:role/ecr-soci-indexer-SociIndexGenerator", id = "ecr-soci-indexer-SociIndexGenerator" }
+    values = { arn = "arn:aws:iam::123456789012:role/ecr-soci-indexer-SociIndexGeneratorLambdaRole", id = "ecr-soci-indexer-SociIndexGeneratorLambdaRole" }
   }
   override_resource {
     target = aws_lambda_function.filter
@@ -159,7 +152,7 @@ run "wiring" {
   }
   override_resource {
     target = aws_cloudwatch_event_rule.ecr_image_push
-    values = { arn = "arn:aws:events:eu-west-1:123456789012:rule/ecr-soci-indexer-ECRImagePush" }
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:rule/ecr-soci-indexer-ECRImageActionEventBridgeRule" }
   }
 
   assert {
@@ -354,21 +347,30 @@ run "filters_prefix_glob" {
 
 run "explicit_region_and_account" {
   command = plan
+  override_data {
+    target = data.aws_region.current
+    values = {
+      id   = "us-west-2"
+      name = "us-west-2"
+    }
+  }
+  override_data {
+    target = data.aws_caller_identity.current
+    values = {
+      account_id = "210987654321"
+    }
+  }
   variables {
     region     = "us-west-2"
     account_id = "210987654321"
   }
   assert {
     condition     = output.ecr_repository_arns == ["arn:aws:ecr:us-west-2:210987654321:repository/*"] && aws_lambda_function.filter.environment[0].variables.soci_index_generator_lambda_arn == "arn:aws:lambda:us-west-2:210987654321:function:ecr-soci-indexer-SociIndexGenerator"
-    error_message = "region and account_id inputs must win over the provider."
+    error_message = "region and account_id inputs (equal to the provider's) must be used in the ARNs."
   }
   assert {
     condition     = jsondecode(aws_cloudwatch_event_rule.ecr_image_push.event_pattern).region == ["us-west-2"] && jsondecode(aws_cloudwatch_event_rule.ecr_image_push.event_pattern).account == ["210987654321"]
     error_message = "The event pattern must pin the given region and account."
-  }
-  assert {
-    condition     = length(data.aws_region.current) == 0 && length(data.aws_caller_identity.current) == 0
-    error_message = "Region and account data sources must not be read when the inputs are given."
   }
 }
 
@@ -384,6 +386,7 @@ run "partition_china" {
   override_data {
     target = data.aws_region.current
     values = {
+      id   = "cn-north-1"
       name = "cn-north-1"
     }
   }
@@ -418,6 +421,8 @@ run "every_option" {
     index_tag_suffix                                           = ".soci-index"
     ecr_endpoint                                               = "https://api.ecr.eu-west-1.vpce.example"
     rust_log                                                   = "debug"
+    platforms                                                  = ["linux/amd64", "linux/arm64/v8"]
+    build_tool_identifier                                      = "acme-soci v1"
     soci_index_generator_lambda_memory_size                    = 2048
     soci_index_generator_lambda_timeout                        = 600
     soci_index_generator_lambda_ephemeral_storage_size         = 1024
@@ -435,12 +440,14 @@ run "every_option" {
 
   assert {
     condition = aws_lambda_function.generator.environment[0].variables == tomap({
-      soci_index_version = "V1"
-      span_size          = "1048576"
-      min_layer_size     = "0"
-      index_tag_suffix   = ".soci-index"
-      ECR_ENDPOINT       = "https://api.ecr.eu-west-1.vpce.example"
-      RUST_LOG           = "debug"
+      soci_index_version    = "V1"
+      span_size             = "1048576"
+      min_layer_size        = "0"
+      index_tag_suffix      = ".soci-index"
+      platforms             = "linux/amd64,linux/arm64/v8"
+      build_tool_identifier = "acme-soci v1"
+      ECR_ENDPOINT          = "https://api.ecr.eu-west-1.vpce.example"
+      RUST_LOG              = "debug"
     })
     error_message = "Unexpected generator environment: ${jsonencode(aws_lambda_function.generator.environment[0].variables)}"
   }
@@ -494,15 +501,15 @@ run "every_option" {
   }
 
   assert {
-    condition = (
-      aws_iam_role_policy_attachment.generator_vpc[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole" &&
-      aws_iam_role_policy_attachment.filter_vpc[0].policy_arn == "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-    )
-    error_message = "Both roles need the VPC access policy when subnets are given."
+    condition = alltrue([
+      for p in [aws_iam_role_policy.generator.policy, aws_iam_role_policy.filter.policy] :
+      length([for s in jsondecode(p).Statement : s if s.Sid == "VpcNetworkInterfaces"]) == 1
+    ])
+    error_message = "Both roles need the network interface statement when subnets are given."
   }
 
   assert {
-    condition     = aws_lambda_function_event_invoke_config.generator[0].destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:soci-failures" && aws_lambda_function_event_invoke_config.generator[0].maximum_retry_attempts == 1 && aws_lambda_function_event_invoke_config.generator[0].function_name == "soci-SociIndexGenerator"
+    condition     = aws_lambda_function_event_invoke_config.generator.destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:soci-failures" && aws_lambda_function_event_invoke_config.generator.maximum_retry_attempts == 1 && aws_lambda_function_event_invoke_config.generator.function_name == "soci-SociIndexGenerator"
     error_message = "The generator's failed async invocations must go to the destination."
   }
 
@@ -535,7 +542,7 @@ run "on_failure_sns" {
     error_message = "An SNS destination needs sns:Publish."
   }
   assert {
-    condition     = aws_lambda_function_event_invoke_config.generator[0].maximum_retry_attempts == 2
+    condition     = aws_lambda_function_event_invoke_config.generator.maximum_retry_attempts == 2
     error_message = "Retries default to 2."
   }
 }

@@ -97,6 +97,10 @@ static REPOSITORY: LazyLock<Regex> =
 /// OCI digest grammar; the registered algorithms must have their exact lowercase-hex length.
 static DIGEST: LazyLock<Regex> =
     LazyLock::new(|| compiled(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"));
+/// The OCI distribution spec's `<name>` grammar.
+static OCI_REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
+    compiled(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
+});
 static TAG: LazyLock<Regex> = LazyLock::new(|| compiled(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"));
 
 fn compiled(pattern: &str) -> Regex {
@@ -118,7 +122,20 @@ pub fn valid_region(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn valid_digest(digest: &str) -> bool {
+/// An OCI distribution repository name (the spec's grammar, which ECR's names are a subset
+/// of): lowercase path components joined by `/`, at most 255 characters. Safe in a URL path.
+pub fn valid_repository_name(name: &str) -> bool {
+    name.len() <= 255 && OCI_REPOSITORY.is_match(name)
+}
+
+/// An OCI tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`). Safe in a URL path.
+pub fn valid_tag(tag: &str) -> bool {
+    TAG.is_match(tag)
+}
+
+/// An OCI digest; `sha256` and `sha512` must have their exact lowercase-hex length. Safe in a
+/// URL path.
+pub fn valid_digest(digest: &str) -> bool {
     if !DIGEST.is_match(digest) {
         return false;
     }
@@ -301,6 +318,20 @@ mod tests {
         assert!(!valid_digest("sha256"));
         assert!(!valid_digest(&format!("SHA256:{hex}")));
         assert!(valid_digest(&format!("sha512:{}", "0".repeat(128))));
+    }
+
+    #[test]
+    fn oci_repository_names_are_url_safe() {
+        for ok in ["app", "team/app", "a__b", "a--b/c", "my.app"] {
+            assert!(valid_repository_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "../x", "a/../b", "a?b", "a#b", "a%2fb", "a b", "A", "a/", "a:b", "a//b",
+        ] {
+            assert!(!valid_repository_name(bad), "{bad}");
+        }
+        assert!(!valid_repository_name(&"a".repeat(256)));
+        assert!(valid_tag("v1") && !valid_tag("v1/../x") && !valid_tag("v1?x=1"));
     }
 
     #[test]

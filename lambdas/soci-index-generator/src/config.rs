@@ -75,7 +75,7 @@ impl fmt::Display for PlatformFilter {
 }
 
 /// Where the images live.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RegistryTarget {
     /// ECR of the event's account and region, with `GetAuthorizationToken` credentials.
     Ecr,
@@ -85,6 +85,25 @@ pub enum RegistryTarget {
         username: Option<String>,
         password: Option<String>,
     },
+}
+
+/// Never prints the password (the configuration is logged and shows up in panics).
+impl fmt::Debug for RegistryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ecr => f.write_str("Ecr"),
+            Self::Url {
+                url,
+                username,
+                password,
+            } => f
+                .debug_struct("Url")
+                .field("url", url)
+                .field("username", username)
+                .field("password", &password.as_ref().map(|_| "(redacted)"))
+                .finish(),
+        }
+    }
 }
 
 /// Everything the pipeline needs to know besides the image.
@@ -105,6 +124,10 @@ pub struct Config {
     pub retry_attempts: u32,
     /// First backoff delay; doubles on each attempt.
     pub retry_base_delay: std::time::Duration,
+    /// Every layer gets this long, plus its size at [`Config::layer_min_bytes_per_second`],
+    /// to be downloaded and indexed; past that the run fails naming the layer.
+    pub layer_deadline_base: std::time::Duration,
+    pub layer_min_bytes_per_second: u64,
 }
 
 /// The identifier written by default: our name and version (the CLI's `ztoc build` uses it too).
@@ -114,6 +137,9 @@ pub const DEFAULT_BUILD_TOOL: &str = concat!("soci-lambda v", env!("CARGO_PKG_VE
 pub fn default_build_tool() -> String {
     DEFAULT_BUILD_TOOL.to_string()
 }
+
+/// The slowest download a layer's deadline allows for (2 MiB/s: a 1 GiB layer gets 60 + 512 s).
+pub const DEFAULT_LAYER_MIN_BYTES_PER_SECOND: u64 = 2 << 20;
 
 /// Default minimum layer size (10 MiB), as the reference.
 pub const DEFAULT_MIN_LAYER_SIZE: u64 = 10 * 1024 * 1024;
@@ -134,6 +160,8 @@ impl Default for Config {
                 .unwrap_or(1),
             retry_attempts: 4,
             retry_base_delay: std::time::Duration::from_millis(200),
+            layer_deadline_base: std::time::Duration::from_secs(60),
+            layer_min_bytes_per_second: DEFAULT_LAYER_MIN_BYTES_PER_SECOND,
         }
     }
 }
@@ -303,5 +331,21 @@ mod tests {
         assert!(from(&[("min_layer_size", "ten")]).is_err());
         assert!(from(&[("platforms", "linux")]).is_err());
         assert!(from(&[("SOCI_REGISTRY_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_the_registry_password() {
+        let c = from(&[
+            ("SOCI_REGISTRY_URL", "http://127.0.0.1:5000"),
+            ("SOCI_REGISTRY_USERNAME", "robot"),
+            ("SOCI_REGISTRY_PASSWORD", "hunter2-secret"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(
+            shown.contains("robot") && shown.contains("(redacted)"),
+            "{shown}"
+        );
     }
 }

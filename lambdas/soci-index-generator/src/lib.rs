@@ -25,7 +25,10 @@
 //!
 //! Each layer is read from the registry ONCE: the HTTP body is pumped into a small bounded
 //! channel that `soci_core::build_ztoc` reads on a blocking thread (`spawn_blocking`), and the
-//! digest is checked on the fly (`BuildOptions::expected_digest`). Nothing is written to disk;
+//! digest is checked on the fly (`BuildOptions::expected_digest` for sha256, the download task
+//! for sha512), as is the descriptor's size. A body that breaks off is continued with `Range`;
+//! the download task is aborted when the layer's deadline passes or another layer fails, which
+//! ends the blocking builder at its next read. Nothing is written to disk;
 //! memory is bounded by the zTOCs and a few MiB of in-flight body per layer. Layers are indexed
 //! concurrently, at most `std::thread::available_parallelism()` at a time.
 

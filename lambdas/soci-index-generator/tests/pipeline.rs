@@ -5,25 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use soci_index_generator::config::Config;
-use soci_index_generator::{ImageRef, IndexVersion, Outcome, PipelineError};
+use soci_index_generator::{IndexVersion, Outcome, PipelineError};
 use test_support::image::Pushed;
-
-/// Indexes `repo@digest`, as the push event of `tag` asks, with `config`.
-async fn run_with(
-    env: &Env,
-    config: Config,
-    repo: &str,
-    digest: &str,
-    tag: Option<&str>,
-) -> Result<Outcome, PipelineError> {
-    let image = ImageRef {
-        repository: repo.into(),
-        digest: Some(digest.into()),
-        tag: tag.map(String::from),
-    };
-    env.indexer(config).run(&image).await
-}
 
 /// Indexes with the tests' configuration.
 async fn run(

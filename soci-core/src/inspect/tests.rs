@@ -19,7 +19,7 @@ use crate::oci::{
     MEDIA_TYPE_OCI_IMAGE_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_LAYER_GZIP,
     MEDIA_TYPE_OCI_MANIFEST, Manifest, Platform,
 };
-use crate::{BuildOptions, Compression, build_ztoc};
+use crate::{BuildOptions, Compression, MemoryBudget, build_ztoc};
 
 const SPAN: u64 = 64 << 10;
 /// Layers below this get no zTOC (the fixtures have one small layer per platform).
@@ -197,6 +197,7 @@ fn push_ztocs(registry: &mut Registry, manifest: &Manifest) -> Vec<ZtocLayer> {
             build_tool: BUILD_TOOL.into(),
             compression: Compression::Gzip,
             expected_digest: Some(layer.digest.clone()),
+            budget: MemoryBudget::default(),
         };
         let built = build_ztoc(&bytes[..], &options).unwrap();
         let ztoc_size = built.ztoc.len() as i64;

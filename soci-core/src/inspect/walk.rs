@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::report::{Document, GraphReport, ImageManifestReport, LeftAsIs, LeftAsIsReason};
 use super::soci_index::check_soci_index;
-use super::{SourceManifest, GraphSource, InspectError, PlatformReport, Root};
+use super::{GraphSource, InspectError, PlatformReport, Root, SourceManifest};
 use crate::index::{SociIndexVersion, is_attestation_manifest, is_soci_index_descriptor};
 use crate::oci::{
     ANNOTATION_IMAGE_MANIFEST_DIGEST, ANNOTATION_SOCI_INDEX_DIGEST, Descriptor, ImageDocument,

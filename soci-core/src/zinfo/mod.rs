@@ -9,6 +9,19 @@ pub const CHECKPOINT_SIZE: usize = 8 + 8 + 1 + WINDOW_SIZE;
 /// Bytes before the checkpoints in the blob: count (4) and span size (8).
 pub const BLOB_HEADER_SIZE: usize = 4 + 8;
 
+/// Deflate's largest expansion: a 258-byte match per 2 bits at best, plus block overhead
+/// (zlib's technical details put it at 1032:1). A zTOC claiming more uncompressed bytes from a
+/// compressed range than this is wrong, and is refused before anything is sized from it.
+pub const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The most uncompressed bytes `compressed` bytes of gzip can yield (a small allowance for
+/// the bits a checkpoint borrows from the byte before it).
+pub fn max_inflated_len(compressed: u64) -> u64 {
+    compressed
+        .saturating_add(1)
+        .saturating_mul(MAX_DEFLATE_RATIO)
+}
+
 const INPUT_CHUNK: usize = 1 << 16;
 const OUTPUT_CHUNK: usize = 1 << 18;
 
@@ -32,14 +45,17 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Where the compressed bytes of the span starting at this checkpoint begin.
     pub fn span_start(&self) -> u64 {
-        self.input - u64::from(self.bits != 0)
+        // Saturating: a zTOC may claim bits at input offset 0 (the header check reports it).
+        self.input.saturating_sub(u64::from(self.bits != 0))
     }
 }
 
 mod inflater;
+mod records;
 mod span;
 mod span_hash;
 mod writer;
 
+pub use records::CheckpointRecords;
 pub use span::{CheckpointBlob, bare_inflate, gzip_header_len, inflate_span};
 pub use writer::{GzipIndex, GzipIndexer};

@@ -86,9 +86,13 @@ pub fn inflate_span(
         input = rest;
     }
     inflater.set_dictionary(window)?;
-    let mut output = vec![0u8; out_len];
+    // The output grows as it is produced: `out_len` comes from a zTOC and may be anything.
+    let mut output = Vec::new();
     let mut produced = 0;
     while produced < out_len {
+        if output.len() == produced {
+            output.resize(produced + (out_len - produced).min(OUTPUT_CHUNK), 0);
+        }
         let step = inflater.inflate(input, &mut output[produced..], zlib::Z_NO_FLUSH);
         input = &input[step.consumed..];
         produced += step.produced;

@@ -7,10 +7,10 @@ use std::sync::{Arc, mpsc};
 use libz_rs_sys as zlib;
 
 use super::inflater::Inflater;
+use super::records::CheckpointRecords;
 use super::span_hash::{Chunk, SpanHasherThread};
-use super::{
-    BLOB_HEADER_SIZE, CHECKPOINT_SIZE, Checkpoint, INPUT_CHUNK, OUTPUT_CHUNK, WINDOW_SIZE,
-};
+use super::{CHECKPOINT_SIZE, Checkpoint, INPUT_CHUNK, OUTPUT_CHUNK, WINDOW_SIZE};
+use crate::ztoc::OverBudget;
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,17 +46,23 @@ pub struct GzipIndexer<R> {
     total_in: u64,
     total_out: u64,
     last_checkpoint_out: u64,
+    /// The checkpoint blob may not grow beyond this (the memory budget).
+    max_blob_bytes: u64,
     pub(crate) checkpoints: Vec<Checkpoint>,
-    /// The checkpoint blob under construction (header written at the end).
-    pub(crate) blob: Vec<u8>,
+    /// The checkpoint blob under construction.
+    pub(crate) blob: CheckpointRecords,
 
     hasher: SpanHasherThread,
 }
 
 impl<R: Read> GzipIndexer<R> {
     pub fn new(source: R, span_size: u64) -> Result<Self> {
-        let mut blob = Vec::with_capacity(BLOB_HEADER_SIZE + CHECKPOINT_SIZE);
-        blob.resize(BLOB_HEADER_SIZE, 0);
+        Self::with_budget(source, span_size, u64::MAX)
+    }
+
+    /// Like [`GzipIndexer::new`], failing (with an error that becomes [`Error::Unindexable`])
+    /// before the checkpoint blob would grow beyond `max_blob_bytes`.
+    pub fn with_budget(source: R, span_size: u64, max_blob_bytes: u64) -> Result<Self> {
         let (spare_sender, spare) = mpsc::channel();
         Ok(Self {
             source,
@@ -79,8 +85,9 @@ impl<R: Read> GzipIndexer<R> {
             total_in: 0,
             total_out: 0,
             last_checkpoint_out: 0,
+            max_blob_bytes,
             checkpoints: Vec::new(),
-            blob,
+            blob: CheckpointRecords::new(i64::try_from(span_size).unwrap_or(i64::MAX)),
             hasher: SpanHasherThread::spawn()?,
         })
     }
@@ -93,20 +100,12 @@ impl<R: Read> GzipIndexer<R> {
     /// Reads and inflates whatever is left, then returns the finished index. Fails on trailing
     /// bytes after the last member, a truncated stream or a bad CRC, as the reference does.
     pub fn finish(mut self) -> Result<GzipIndex> {
-        loop {
-            let offset = self.total_in;
-            let available = self.fill_buf().map_err(|e| into_error(e, offset))?.len();
-            if available == 0 {
-                break;
-            }
-            self.consume(available);
-        }
+        self.inflate_rest(u64::MAX)?;
         let blob_size = self.total_read;
         let (blob_digest, span_digests) = self.hasher.finish(blob_size)?;
-        let count = i32::try_from(self.checkpoints.len())
-            .map_err(|_| Error::Rejected("too many checkpoints".into()))?;
-        self.blob[0..4].copy_from_slice(&count.to_le_bytes());
-        self.blob[4..12].copy_from_slice(&(self.span_size as i64).to_le_bytes());
+        if self.blob.header().is_none() {
+            return Err(Error::Rejected("too many checkpoints".into()));
+        }
         Ok(GzipIndex {
             checkpoints: self.checkpoints,
             blob: self.blob,
@@ -115,6 +114,75 @@ impl<R: Read> GzipIndexer<R> {
             uncompressed_size: self.total_out,
             blob_digest,
         })
+    }
+
+    /// Inflates what is left of the blob (after the tar's end-of-archive: record padding,
+    /// trailing members), refusing more than `max_out` uncompressed bytes of it: a consumer
+    /// never reads them, and a gzip bomb there would otherwise be inflated to its end.
+    pub fn inflate_rest(&mut self, max_out: u64) -> Result<()> {
+        let start = self.total_out - (self.output_write - self.output_read) as u64;
+        loop {
+            let offset = self.total_in;
+            let available = self.fill_buf().map_err(|e| into_error(e, offset))?.len();
+            if available == 0 {
+                return Ok(());
+            }
+            self.consume(available);
+            let trailing = self.total_out - start;
+            if trailing > max_out {
+                return Err(OverBudget::limit(
+                    "max_trailing_bytes",
+                    max_out,
+                    trailing,
+                    format_args!(
+                        "data after the tar end-of-archive at uncompressed offset {start}, \
+                         compressed offset {}",
+                        self.total_in
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+
+    /// The digest of the whole blob, reading (not inflating) what is left of the source: for a
+    /// layer refused part-way, so the caller can still tell a corrupt download (digest
+    /// mismatch) from a layer that is what it claims to be but cannot be indexed.
+    pub fn drain_digest(mut self) -> Result<String> {
+        // Let the hashing thread drop every chunk as soon as it has hashed it.
+        self.hasher.boundary(self.total_read, self.total_read);
+        let mut bytes = vec![0u8; INPUT_CHUNK];
+        loop {
+            match self.source.read(&mut bytes) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let chunk = Arc::new(Chunk {
+                        bytes: std::mem::take(&mut bytes),
+                        len: n,
+                        spare: self.spare_sender.clone(),
+                    });
+                    let base = self.total_read;
+                    self.total_read += n as u64;
+                    self.hasher
+                        .data(chunk, self.total_read)
+                        .map_err(|source| Error::Io {
+                            offset: base,
+                            source,
+                        })?;
+                    bytes = self.spare.try_recv().unwrap_or_default();
+                    bytes.resize(INPUT_CHUNK, 0);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        offset: self.total_read,
+                        source,
+                    });
+                }
+            }
+        }
+        let (blob_digest, _) = self.hasher.finish(self.total_read)?;
+        Ok(blob_digest)
     }
 
     /// Reads the next compressed chunk and hands it to the hashing thread.
@@ -143,7 +211,22 @@ impl<R: Read> GzipIndexer<R> {
         Ok(())
     }
 
-    fn add_checkpoint(&mut self, bits: u8) {
+    fn add_checkpoint(&mut self, bits: u8) -> std::io::Result<()> {
+        let needed = (self.blob.blob_len() + CHECKPOINT_SIZE) as u64;
+        if needed > self.max_blob_bytes {
+            return Err(OverBudget::limit(
+                "max_checkpoint_bytes",
+                self.max_blob_bytes,
+                needed,
+                format_args!(
+                    "checkpoint {} at compressed offset {}, uncompressed offset {}",
+                    self.checkpoints.len(),
+                    self.total_in,
+                    self.total_out
+                ),
+            )
+            .into_io());
+        }
         let checkpoint = Checkpoint {
             input: self.total_in,
             output: self.total_out,
@@ -154,15 +237,13 @@ impl<R: Read> GzipIndexer<R> {
         // header before checkpoint 0 belongs to no span.
         self.hasher
             .boundary(checkpoint.input, checkpoint.span_start());
-        self.blob
-            .extend_from_slice(&(checkpoint.input as i64).to_le_bytes());
-        self.blob
-            .extend_from_slice(&(checkpoint.output as i64).to_le_bytes());
-        self.blob.push(bits);
-        self.blob
-            .extend_from_slice(&self.output[self.output_write - WINDOW_SIZE..self.output_write]);
+        self.blob.push(
+            &checkpoint,
+            &self.output[self.output_write - WINDOW_SIZE..self.output_write],
+        );
         self.last_checkpoint_out = self.total_out;
         self.checkpoints.push(checkpoint);
+        Ok(())
     }
 
     /// One inflate call (Z_BLOCK), refilling input first if needed.
@@ -228,7 +309,7 @@ impl<R: Read> GzipIndexer<R> {
             && !in_last_block
             && (self.total_out == 0 || self.total_out - self.last_checkpoint_out > self.span_size)
         {
-            self.add_checkpoint((step.data_type & 7) as u8);
+            self.add_checkpoint((step.data_type & 7) as u8)?;
         }
         Ok(())
     }
@@ -240,7 +321,9 @@ fn gzip_error(message: String) -> std::io::Error {
 
 /// Maps an I/O error out of the indexer to the crate error: data errors reject the layer.
 pub(crate) fn into_error(err: std::io::Error, offset: u64) -> Error {
-    if err.kind() == std::io::ErrorKind::InvalidData {
+    if let Some(over) = OverBudget::from_io(&err) {
+        over
+    } else if err.kind() == std::io::ErrorKind::InvalidData {
         Error::Rejected(err.to_string())
     } else {
         Error::Io {
@@ -282,8 +365,8 @@ impl<R: Read> BufRead for GzipIndexer<R> {
 /// The finished checkpoint index of a gzip blob.
 pub struct GzipIndex {
     pub checkpoints: Vec<Checkpoint>,
-    /// `CompressionInfo.checkpoints`: header and every checkpoint with its window.
-    pub blob: Vec<u8>,
+    /// `CompressionInfo.checkpoints`: every checkpoint with its window.
+    pub blob: CheckpointRecords,
     pub span_digests: Vec<String>,
     pub compressed_size: u64,
     pub uncompressed_size: u64,

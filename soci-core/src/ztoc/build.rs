@@ -2,9 +2,11 @@
 
 use std::io::Read;
 
+use super::budget::MemoryBudget;
 use super::toc::TocCollector;
 use super::uncompressed::uncompressed_pass;
-use super::{ALGORITHM_GZIP, ZTOC_VERSION, Ztoc};
+use super::write::{CheckpointBytes, ZtocFields, write_ztoc};
+use super::{ALGORITHM_GZIP, ZTOC_VERSION};
 use crate::tar::TarReader;
 use crate::zinfo::GzipIndexer;
 use crate::{Error, Result};
@@ -40,8 +42,12 @@ pub struct BuildOptions {
     /// Written into the zTOC (`build_tool_identifier`); part of its bytes.
     pub build_tool: String,
     pub compression: Compression,
-    /// `sha256:<hex>` the blob must have; checked at the end of the pass.
+    /// `sha256:<hex>` the blob must have; checked at the end of the pass (and before a layer
+    /// refused part-way is reported as `Rejected` or `Unindexable`).
     pub expected_digest: Option<String>,
+    /// What one build may hold in memory; over it, the layer is [`Error::Unindexable`]. For a
+    /// Lambda: `MemoryBudget::for_memory_mib(memory_size_mib)`.
+    pub budget: MemoryBudget,
 }
 
 /// The result of [`build_ztoc`].
@@ -63,7 +69,10 @@ pub struct BuiltZtoc {
 /// Builds the zTOC of one layer in a single pass over `layer`.
 ///
 /// Fails with [`Error::Unindexable`] when the reference would write a zTOC no consumer can use
-/// (FORMAT.md section 8), so the caller can leave the layer out and index the rest.
+/// (FORMAT.md section 8) or when the layer is over the memory budget, so the caller can leave
+/// the layer out and index the rest. With `expected_digest` set, a layer refused part-way is
+/// read to its end first: bytes that are not the expected ones give
+/// [`Error::DigestMismatch`], never `Rejected` or `Unindexable`.
 pub fn build_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result<BuiltZtoc> {
     let build = build_reference_ztoc(layer, options)?;
     match build.unindexable.first() {
@@ -91,11 +100,13 @@ pub(super) struct LayerPass {
     pub spans: usize,
     pub span_digests: Vec<String>,
     /// `CompressionInfo.checkpoints`: the gzip checkpoint blob or a nested TarZinfo.
-    pub checkpoints: Vec<u8>,
+    pub checkpoints: CheckpointBytes,
 }
 
-/// Like [`build_ztoc`], but returns the reference's bytes even for layers no consumer can read.
+/// Like [`build_ztoc`], but returns the reference's bytes even for layers no consumer can read
+/// (still within the memory budget).
 pub fn build_reference_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result<ReferenceBuild> {
+    let budget = &options.budget;
     if i64::try_from(options.span_size).is_err() {
         return Err(Error::InvalidArgument(format!(
             "span size {} is too large",
@@ -103,37 +114,41 @@ pub fn build_reference_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result
         )));
     }
     let mut toc = TocCollector::default();
+    let expected = options.expected_digest.as_deref();
     let pass = match options.compression {
-        Compression::Gzip => gzip_pass(layer, options.span_size, &mut toc)?,
-        Compression::Uncompressed => uncompressed_pass(layer, options.span_size, &mut toc)?,
+        Compression::Gzip => gzip_pass(layer, options.span_size, budget, expected, &mut toc)?,
+        Compression::Uncompressed => {
+            uncompressed_pass(layer, options.span_size, budget, expected, &mut toc)?
+        }
     };
-    if let Some(expected) = &options.expected_digest
-        && expected != &pass.layer_digest
+    if let Some(expected) = expected
+        && expected != pass.layer_digest
     {
         return Err(Error::DigestMismatch {
-            expected: expected.clone(),
+            expected: expected.to_string(),
             actual: pass.layer_digest,
         });
     }
-    let ztoc = Ztoc {
-        version: ZTOC_VERSION.into(),
-        build_tool_identifier: options.build_tool.clone().into_bytes(),
+    let entries = toc.entries.len();
+    let span_digests: Vec<Vec<u8>> = pass
+        .span_digests
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    let fields = ZtocFields {
+        version: ZTOC_VERSION.as_bytes(),
+        build_tool_identifier: options.build_tool.as_bytes(),
         compressed_archive_size: pass.compressed_size as i64,
         uncompressed_archive_size: pass.uncompressed_archive_size as i64,
-        toc: std::mem::take(&mut toc.entries),
         compression_algorithm: pass.compression_algorithm,
         max_span_id: pass.spans as i32 - 1,
-        span_digests: pass
-            .span_digests
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        checkpoints: pass.checkpoints,
+        span_digests: &span_digests,
     };
+    let ztoc = write_ztoc(&fields, &toc.size, &mut toc.entries, pass.checkpoints)?;
     let built = BuiltZtoc {
-        entries: ztoc.toc.len(),
-        uncompressed_size: ztoc.uncompressed_archive_size as u64,
-        ztoc: ztoc.to_bytes(),
+        entries,
+        uncompressed_size: pass.uncompressed_archive_size,
+        ztoc,
         layer_digest: pass.layer_digest,
         compressed_size: pass.compressed_size,
         spans: pass.spans,
@@ -145,13 +160,50 @@ pub fn build_reference_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result
     })
 }
 
+/// The error for a layer refused part-way. When the caller knows the digest the bytes must
+/// have, the rest of the blob is read (`digest`) first: a refusal of bytes that are not the
+/// expected ones is a download failure (the caller retries), not a property of the layer.
+pub(super) fn refused(
+    err: Error,
+    expected: Option<&str>,
+    digest: impl FnOnce() -> Result<String>,
+) -> Error {
+    let Some(expected) = expected else {
+        return err;
+    };
+    if !matches!(err, Error::Rejected(_) | Error::Unindexable(_)) {
+        return err;
+    }
+    match digest() {
+        Ok(actual) if actual != expected => Error::DigestMismatch {
+            expected: expected.to_string(),
+            actual,
+        },
+        Ok(_) => err,
+        Err(read_error) => read_error,
+    }
+}
+
 /// Inflates a gzip layer once: its TOC into `toc`, checkpoints and digests from the inflater.
-fn gzip_pass<R: Read>(layer: R, span_size: u64, toc: &mut TocCollector) -> Result<LayerPass> {
-    let indexer = GzipIndexer::new(layer, span_size)?;
+fn gzip_pass<R: Read>(
+    layer: R,
+    span_size: u64,
+    budget: &MemoryBudget,
+    expected: Option<&str>,
+    toc: &mut TocCollector,
+) -> Result<LayerPass> {
+    let indexer = GzipIndexer::with_budget(layer, span_size, budget.max_checkpoint_bytes)?;
     let mut tar = TarReader::new(indexer);
-    toc.collect(&mut tar)?;
+    let collected = toc.collect(&mut tar, budget);
     let uncompressed_archive_size = tar.position();
-    let index = tar.into_inner().finish()?;
+    let mut indexer = tar.into_inner();
+    // What follows the end-of-archive (record padding, usually under 10 KiB) is inflated for
+    // the checkpoints and digests the reference writes over it, but no more than a span of it.
+    let rest = collected.and_then(|()| indexer.inflate_rest(span_size.max(1 << 20)));
+    if let Err(err) = rest {
+        return Err(refused(err, expected, || indexer.drain_digest()));
+    }
+    let index = indexer.finish()?;
     Ok(LayerPass {
         compression_algorithm: ALGORITHM_GZIP,
         compressed_size: index.compressed_size,
@@ -159,6 +211,6 @@ fn gzip_pass<R: Read>(layer: R, span_size: u64, toc: &mut TocCollector) -> Resul
         layer_digest: index.blob_digest,
         spans: index.checkpoints.len(),
         span_digests: index.span_digests,
-        checkpoints: index.blob,
+        checkpoints: CheckpointBytes::Records(index.blob),
     })
 }

@@ -56,13 +56,19 @@ pub struct TarZinfo {
     pub size: i64,
 }
 
+mod budget;
 mod build;
+mod packed;
 mod read;
 mod toc;
 mod uncompressed;
 pub mod verify;
 mod write;
 
+pub(crate) use budget::OverBudget;
+pub use budget::{
+    FLATBUFFER_MAX_BYTES, GNU_SPARSE_MAP_MAX_BYTES, MemoryBudget, PAX_RECORD_MAX_BYTES,
+};
 pub use build::{
     BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, ReferenceBuild, build_reference_ztoc,
     build_ztoc,

@@ -3,30 +3,65 @@
 use super::{ALGORITHM_GZIP, FileMetadata, TarZinfo, Ztoc};
 use crate::{Error, Result};
 
+/// How much a decoded zTOC may take in memory: a flatbuffer can point many table slots at the
+/// same bytes (a 4-byte offset per entry, all naming one table with a long name), which would
+/// decode to far more than the zTOC. Each byte string is copied once in a real zTOC and every
+/// entry or record table takes more bytes in the zTOC than a quarter of its decoded struct, so
+/// four times the zTOC (plus a little) is never reached by one the reference wrote.
+struct DecodeBudget {
+    left: usize,
+}
+
+impl DecodeBudget {
+    fn new(ztoc_len: usize) -> Self {
+        Self {
+            left: ztoc_len.saturating_mul(4).saturating_add(1 << 16),
+        }
+    }
+
+    fn take(&mut self, bytes: usize) -> Result<()> {
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| {
+            invalid("it decodes to more than four times its size (shared tables or strings)")
+        })?;
+        Ok(())
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.take(bytes.len())?;
+        Ok(bytes.to_vec())
+    }
+}
+
 impl Ztoc {
-    /// Decodes a zTOC; every offset is bounds-checked, nothing panics on bad bytes.
+    /// Decodes a zTOC; every offset is bounds-checked, nothing panics on bad bytes, and the
+    /// decoded model is refused before it outgrows four times the zTOC.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut budget = DecodeBudget::new(bytes.len());
         let root = Table::root(bytes)?;
         let toc_table = root.table(4)?;
         let mut toc = Vec::new();
         if let Some(toc_table) = toc_table {
-            for entry in toc_table.tables(0)? {
+            for pos in toc_table.offsets(0)? {
+                let entry = Table::at(bytes, pos)?;
+                budget.take(std::mem::size_of::<FileMetadata>())?;
                 let mut xattrs = Vec::new();
-                for xattr in entry.tables(13)? {
-                    xattrs.push((xattr.bytes(0)?.to_vec(), xattr.bytes(1)?.to_vec()));
+                for pos in entry.offsets(13)? {
+                    let xattr = Table::at(bytes, pos)?;
+                    budget.take(std::mem::size_of::<(Vec<u8>, Vec<u8>)>())?;
+                    xattrs.push((budget.copy(xattr.bytes(0)?)?, budget.copy(xattr.bytes(1)?)?));
                 }
                 toc.push(FileMetadata {
-                    name: entry.bytes(0)?.to_vec(),
-                    file_type: entry.bytes(1)?.to_vec(),
+                    name: budget.copy(entry.bytes(0)?)?,
+                    file_type: budget.copy(entry.bytes(1)?)?,
                     uncompressed_offset: entry.scalar::<8>(2)?.map_or(0, i64::from_le_bytes),
                     uncompressed_size: entry.scalar::<8>(3)?.map_or(0, i64::from_le_bytes),
-                    linkname: entry.bytes(4)?.to_vec(),
+                    linkname: budget.copy(entry.bytes(4)?)?,
                     mode: entry.scalar::<8>(5)?.map_or(0, i64::from_le_bytes),
                     uid: entry.scalar::<4>(6)?.map_or(0, u32::from_le_bytes),
                     gid: entry.scalar::<4>(7)?.map_or(0, u32::from_le_bytes),
-                    uname: entry.bytes(8)?.to_vec(),
-                    gname: entry.bytes(9)?.to_vec(),
-                    mod_time: entry.bytes(10)?.to_vec(),
+                    uname: budget.copy(entry.bytes(8)?)?,
+                    gname: budget.copy(entry.bytes(9)?)?,
+                    mod_time: budget.copy(entry.bytes(10)?)?,
                     devmajor: entry.scalar::<8>(11)?.map_or(0, i64::from_le_bytes),
                     devminor: entry.scalar::<8>(12)?.map_or(0, i64::from_le_bytes),
                     xattrs,
@@ -36,10 +71,17 @@ impl Ztoc {
         let info = root
             .table(5)?
             .ok_or_else(|| Error::InvalidZtoc("no compression_info table".into()))?;
-        let span_digests = info.strings(2)?;
+        let span_digests = info
+            .offsets(2)?
+            .into_iter()
+            .map(|pos| {
+                budget.take(std::mem::size_of::<Vec<u8>>())?;
+                budget.copy(vector_bytes(bytes, pos, 1)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            version: root.bytes(0)?.to_vec(),
-            build_tool_identifier: root.bytes(1)?.to_vec(),
+            version: budget.copy(root.bytes(0)?)?,
+            build_tool_identifier: budget.copy(root.bytes(1)?)?,
             compressed_archive_size: root.scalar::<8>(2)?.map_or(0, i64::from_le_bytes),
             uncompressed_archive_size: root.scalar::<8>(3)?.map_or(0, i64::from_le_bytes),
             toc,
@@ -48,7 +90,7 @@ impl Ztoc {
                 .map_or(ALGORITHM_GZIP, i8::from_le_bytes),
             max_span_id: info.scalar::<4>(1)?.map_or(0, i32::from_le_bytes),
             span_digests,
-            checkpoints: info.byte_vector(3)?.to_vec(),
+            checkpoints: budget.copy(info.byte_vector(3)?)?,
         })
     }
 }
@@ -173,20 +215,6 @@ impl<'a> Table<'a> {
                 at.checked_add(read_u32(self.buf, at)?)
                     .ok_or_else(|| invalid("offset overflow"))
             })
-            .collect()
-    }
-
-    fn tables(&self, n: usize) -> Result<Vec<Table<'a>>> {
-        self.offsets(n)?
-            .into_iter()
-            .map(|pos| Table::at(self.buf, pos))
-            .collect()
-    }
-
-    fn strings(&self, n: usize) -> Result<Vec<Vec<u8>>> {
-        self.offsets(n)?
-            .into_iter()
-            .map(|pos| vector_bytes(self.buf, pos, 1).map(<[u8]>::to_vec))
             .collect()
     }
 }

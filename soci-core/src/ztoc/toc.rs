@@ -3,7 +3,9 @@
 
 use std::io::BufRead;
 
-use super::FileMetadata;
+use super::packed::PackedToc;
+use super::write::TocSize;
+use super::{FileMetadata, MemoryBudget, OverBudget};
 use crate::tar::{self, TarReader};
 use crate::{Error, Result};
 
@@ -29,15 +31,30 @@ pub(crate) fn type_name(typeflag: u8) -> Result<&'static str> {
 /// Turns tar entries into TOC entries, noting what a consumer could not read.
 #[derive(Default)]
 pub(super) struct TocCollector {
-    pub(super) entries: Vec<FileMetadata>,
+    pub(super) entries: PackedToc,
     pub(super) unindexable: Vec<String>,
     pub(super) xattrs_disableable: bool,
+    /// Upper bound of the serialized TOC so far (the budget's unit, the writer's capacity).
+    pub(super) size: TocSize,
 }
 
 impl TocCollector {
-    pub(super) fn collect<R: BufRead>(&mut self, tar: &mut TarReader<R>) -> Result<()> {
+    pub(super) fn collect<R: BufRead>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        budget: &MemoryBudget,
+    ) -> Result<()> {
         self.xattrs_disableable = true;
         while let Some(entry) = tar.next_entry()? {
+            if self.entries.len() as u64 >= budget.max_entries {
+                return Err(OverBudget::limit(
+                    "max_entries",
+                    budget.max_entries,
+                    self.entries.len() as u64 + 1,
+                    format_args!("entry at uncompressed offset {}", entry.header_offset),
+                )
+                .into());
+            }
             let file_type = type_name(entry.typeflag)?;
             let name = String::from_utf8_lossy(&entry.name).into_owned();
             let mod_time = entry.mod_time.to_rfc3339_utc();
@@ -70,7 +87,7 @@ impl TocCollector {
             {
                 self.xattrs_disableable = false;
             }
-            self.entries.push(FileMetadata {
+            let metadata = FileMetadata {
                 name: entry.name,
                 file_type: file_type.as_bytes().to_vec(),
                 uncompressed_offset: entry.data_offset as i64,
@@ -85,7 +102,23 @@ impl TocCollector {
                 devmajor: entry.devmajor,
                 devminor: entry.devminor,
                 xattrs: entry.pax_records.into_iter().collect(),
-            });
+            };
+            self.size.add(&metadata);
+            if self.size.bytes > budget.max_toc_bytes {
+                return Err(OverBudget::limit(
+                    "max_toc_bytes",
+                    budget.max_toc_bytes,
+                    self.size.bytes,
+                    format_args!(
+                        "entry {} {:?} at uncompressed offset {}",
+                        self.entries.len(),
+                        String::from_utf8_lossy(&metadata.name),
+                        metadata.uncompressed_offset
+                    ),
+                )
+                .into());
+            }
+            self.entries.push(&metadata);
         }
         Ok(())
     }

@@ -5,8 +5,10 @@ use std::io::{BufReader, Read};
 
 use sha2::{Digest, Sha256};
 
-use super::build::LayerPass;
+use super::budget::MemoryBudget;
+use super::build::{LayerPass, refused};
 use super::toc::TocCollector;
+use super::write::CheckpointBytes;
 use super::{ALGORITHM_UNCOMPRESSED, TAR_ZINFO_VERSION, TarZinfo};
 use crate::tar::TarReader;
 use crate::{Error, Result};
@@ -15,6 +17,8 @@ use crate::{Error, Result};
 pub(super) fn uncompressed_pass<R: Read>(
     layer: R,
     span_size: u64,
+    budget: &MemoryBudget,
+    expected: Option<&str>,
     toc: &mut TocCollector,
 ) -> Result<LayerPass> {
     if span_size == 0 {
@@ -26,15 +30,27 @@ pub(super) fn uncompressed_pass<R: Read>(
         .map_err(|_| Error::InvalidArgument(format!("span size {span_size} is too large")))?;
     let mut hashing = SpanHasher::new(layer, span_size);
     let mut tar = TarReader::new(BufReader::with_capacity(1 << 18, &mut hashing));
-    toc.collect(&mut tar)?;
+    let collected = toc.collect(&mut tar, budget);
     let uncompressed_archive_size = tar.position();
     let mut rest = tar.into_inner();
-    // The reference hashes the whole blob, including what follows the tar end-of-archive.
-    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|source| Error::Io {
-        offset: uncompressed_archive_size,
-        source,
-    })?;
+    // The reference hashes the whole blob, including what follows the tar end-of-archive. A
+    // refused layer is read to its end only when its digest has to be checked.
+    let mut drained = Ok(());
+    if collected.is_ok() || expected.is_some() {
+        drained = std::io::copy(&mut rest, &mut std::io::sink())
+            .map(drop)
+            .map_err(|source| Error::Io {
+                offset: uncompressed_archive_size,
+                source,
+            });
+    }
     drop(rest);
+    if let Err(err) = collected {
+        return Err(refused(err, expected, || {
+            drained.map(|()| hashing.finish().1)
+        }));
+    }
+    drained?;
     let (size, layer_digest, span_digests) = hashing.finish();
     let zinfo = TarZinfo {
         version: TAR_ZINFO_VERSION,
@@ -48,7 +64,7 @@ pub(super) fn uncompressed_pass<R: Read>(
         layer_digest,
         spans: span_digests.len(),
         span_digests,
-        checkpoints: zinfo.to_bytes(),
+        checkpoints: CheckpointBytes::Flat(zinfo.to_bytes()),
     })
 }
 

@@ -1,14 +1,16 @@
 //! The consumer's checks on a zTOC against its layer (FORMAT.md section 9), and random-access
 //! extraction of one file (the consumer's read path: a checkpoint and a ranged read).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Read};
 
 use sha2::{Digest, Sha256};
 
 use super::toc::type_name;
 use crate::tar::{Entry, GoTime, TarReader};
-use crate::zinfo::{CheckpointBlob, GzipIndexer, gzip_header_len, inflate_span};
+use crate::zinfo::{
+    Checkpoint, CheckpointBlob, GzipIndexer, gzip_header_len, inflate_span, max_inflated_len,
+};
 use crate::ztoc::{ALGORITHM_GZIP, ALGORITHM_UNCOMPRESSED, FileMetadata, TarZinfo, Ztoc};
 use crate::{Error, Result};
 
@@ -96,7 +98,7 @@ struct Spans {
 }
 
 struct GzipSpans {
-    checkpoints: Vec<crate::zinfo::Checkpoint>,
+    checkpoints: Vec<Checkpoint>,
     windows: Vec<Vec<u8>>,
 }
 
@@ -113,6 +115,10 @@ fn spans_of(ztoc: &Ztoc, layer_len: u64, problems: &mut Vec<String>) -> Option<S
             let checkpoints = blob.checkpoints.clone();
             if checkpoints.is_empty() {
                 problems.push("the zTOC has no checkpoints".into());
+                return None;
+            }
+            if let Some(problem) = implausible_checkpoints(&checkpoints, layer_len) {
+                problems.push(problem);
                 return None;
             }
             let windows = (0..checkpoints.len())
@@ -153,9 +159,20 @@ fn spans_of(ztoc: &Ztoc, layer_len: u64, problems: &mut Vec<String>) -> Option<S
                     "TarZinfo size {} differs from the layer size {layer_len}",
                     zinfo.size
                 ));
+                return None;
             }
             let span = zinfo.span_size as u64;
             let size = zinfo.size as u64;
+            // Checked before the spans are listed: the count is sized from the zTOC.
+            let count = size.div_ceil(span);
+            if count != ztoc.span_digests.len() as u64 {
+                problems.push(format!(
+                    "TarZinfo (size {size}, span size {span}) gives {count} spans, the zTOC has {} \
+                     span digests",
+                    ztoc.span_digests.len()
+                ));
+                return None;
+            }
             let compressed: Vec<(u64, u64)> = (0..size.div_ceil(span))
                 .map(|i| (i * span, ((i + 1) * span).min(size)))
                 .collect();
@@ -170,6 +187,31 @@ fn spans_of(ztoc: &Ztoc, layer_len: u64, problems: &mut Vec<String>) -> Option<S
             problems.push(format!("unknown compression algorithm {other}"));
             None
         }
+    }
+}
+
+/// Checkpoints that no gzip blob of `layer_len` bytes could have: compressed offsets beyond the
+/// layer, or more uncompressed bytes than deflate can produce from the layer. Every size later
+/// derived from a checkpoint is bounded by these checks.
+fn implausible_checkpoints(checkpoints: &[Checkpoint], layer_len: u64) -> Option<String> {
+    let max_out = max_inflated_len(layer_len);
+    checkpoints.iter().enumerate().find_map(|(i, c)| {
+        (c.input > layer_len || c.output > max_out).then(|| {
+            format!(
+                "checkpoint {i} (compressed offset {}, uncompressed offset {}) does not fit a \
+                 {layer_len}-byte layer",
+                c.input, c.output
+            )
+        })
+    })
+}
+
+/// The largest `uncompressed_archive_size` a layer of `layer_len` bytes can have.
+fn max_archive_size(ztoc: &Ztoc, layer_len: u64) -> u64 {
+    if ztoc.compression_algorithm == ALGORITHM_UNCOMPRESSED {
+        layer_len
+    } else {
+        max_inflated_len(layer_len)
     }
 }
 
@@ -244,7 +286,16 @@ pub fn verify<L: LayerSource + ?Sized>(ztoc: &[u8], layer: &L) -> Result<VerifyR
         return Ok(report);
     }
 
-    let uncompressed_size = u64::try_from(ztoc.uncompressed_archive_size).unwrap_or(0);
+    let uncompressed_size = match u64::try_from(ztoc.uncompressed_archive_size) {
+        Ok(size) if size <= max_archive_size(&ztoc, layer_len) => size,
+        _ => {
+            problems.push(format!(
+                "uncompressed_archive_size {} does not fit a {layer_len}-byte layer",
+                ztoc.uncompressed_archive_size
+            ));
+            return Ok(report);
+        }
+    };
     let stream = SpanStream::new(layer, &spans, uncompressed_size)?;
     let mut tar = TarReader::new(BufReader::with_capacity(1 << 16, stream));
     let mut parsed = Vec::with_capacity(ztoc.toc.len());
@@ -282,6 +333,7 @@ fn check_entries(toc: &[FileMetadata], parsed: &[Entry], report: &mut VerifyRepo
             parsed.len()
         ));
     }
+    let by_data_offset: HashMap<u64, &Entry> = parsed.iter().map(|p| (p.data_offset, p)).collect();
     let mut by_offset: Vec<&FileMetadata> = toc.iter().collect();
     by_offset.sort_by_key(|e| e.uncompressed_offset);
     let mut next_header = 0i64;
@@ -294,15 +346,15 @@ fn check_entries(toc: &[FileMetadata], parsed: &[Entry], report: &mut VerifyRepo
             ));
         }
         let header_at = next_header;
-        next_header = (entry
+        next_header = entry
             .uncompressed_offset
             .saturating_add(entry.uncompressed_size.max(0))
-            + 511)
+            .saturating_add(511)
             & !511;
-        let Some(actual) = parsed
-            .iter()
-            .find(|p| p.data_offset as i64 == entry.uncompressed_offset)
-        else {
+        let actual = u64::try_from(entry.uncompressed_offset)
+            .ok()
+            .and_then(|offset| by_data_offset.get(&offset));
+        let Some(actual) = actual else {
             problems.push(format!(
                 "no tar header has its data at {} (entry {name:?})",
                 entry.uncompressed_offset
@@ -426,8 +478,15 @@ impl<'a, L: LayerSource + ?Sized> SpanStream<'a, L> {
             )));
         }
         let (cstart, cend) = self.spans.compressed[i];
+        let claimed = end.saturating_sub(start);
+        if self.spans.gzip.is_some() && claimed > max_inflated_len(cend.saturating_sub(cstart)) {
+            return Err(self.fail(format!(
+                "span {i} claims {claimed} uncompressed bytes from {} compressed bytes",
+                cend.saturating_sub(cstart)
+            )));
+        }
         let compressed = read_range(self.layer, cstart, cend).map_err(std::io::Error::other)?;
-        let want = usize::try_from(end.saturating_sub(start)).map_err(std::io::Error::other)?;
+        let want = usize::try_from(claimed).map_err(std::io::Error::other)?;
         let data = match &self.spans.gzip {
             Some(gzip) => {
                 // The last span may need the bytes up to the end of the layer only.
@@ -547,23 +606,47 @@ pub fn extract_file<L: LayerSource + ?Sized>(
     let mut problems = Vec::new();
     let spans = spans_of(&ztoc, layer.len(), &mut problems)
         .ok_or_else(|| Error::InvalidZtoc(problems.join("; ")))?;
-    let end = offset + size;
+    let archive_size = u64::try_from(ztoc.uncompressed_archive_size)
+        .ok()
+        .filter(|&size| size <= max_archive_size(&ztoc, layer.len()))
+        .ok_or_else(|| {
+            Error::InvalidZtoc(format!(
+                "uncompressed_archive_size {} does not fit a {}-byte layer",
+                ztoc.uncompressed_archive_size,
+                layer.len()
+            ))
+        })?;
+    let end = offset
+        .checked_add(size)
+        .filter(|&end| end <= archive_size)
+        .ok_or_else(|| {
+            Error::InvalidZtoc(format!(
+                "{path:?} ({size} bytes at {offset}) ends beyond the archive ({archive_size} bytes)"
+            ))
+        })?;
     let first = spans
         .uncompressed_start
         .iter()
         .rposition(|&s| s <= offset)
-        .unwrap_or(0);
+        .ok_or_else(|| Error::InvalidZtoc(format!("no span holds offset {offset} of {path:?}")))?;
     let last = spans
         .uncompressed_start
         .iter()
         .rposition(|&s| s < end)
         .unwrap_or(first);
     let compressed = read_range(layer, spans.compressed[first].0, spans.compressed[last].1)?;
+    let ends_early =
+        || Error::InvalidZtoc(format!("{path:?}: the layer ends before the file does"));
     let data = match &spans.gzip {
         Some(gzip) => {
+            // start <= offset (rposition above), and offset + size <= archive_size.
             let skip = offset - spans.uncompressed_start[first];
-            let want = usize::try_from(skip + size)
-                .map_err(|_| Error::InvalidZtoc("file too large".into()))?;
+            let want = skip + size;
+            if want > max_inflated_len(compressed.len() as u64) {
+                return Err(ends_early());
+            }
+            let want = usize::try_from(want)
+                .map_err(|_| Error::InvalidZtoc(format!("{path:?} is too large")))?;
             let mut data = inflate_span(
                 &gzip.checkpoints[first],
                 &gzip.windows[first],
@@ -571,20 +654,18 @@ pub fn extract_file<L: LayerSource + ?Sized>(
                 want,
             )?;
             if data.len() != want {
-                return Err(Error::InvalidZtoc(format!(
-                    "{path:?}: the layer ends before the file does"
-                )));
+                return Err(ends_early());
             }
-            data.drain(..skip as usize);
+            data.drain(..want - size as usize);
             data
         }
         None => {
-            let skip = (offset - spans.compressed[first].0) as usize;
-            compressed
-                .get(skip..skip + size as usize)
-                .ok_or_else(|| {
-                    Error::InvalidZtoc(format!("{path:?}: the layer ends before the file does"))
-                })?
+            let skip =
+                usize::try_from(offset - spans.compressed[first].0).map_err(|_| ends_early())?;
+            let size = usize::try_from(size).map_err(|_| ends_early())?;
+            skip.checked_add(size)
+                .and_then(|end| compressed.get(skip..end))
+                .ok_or_else(ends_early)?
                 .to_vec()
         }
     };

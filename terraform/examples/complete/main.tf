@@ -36,8 +36,9 @@ data "aws_iam_policy_document" "kms" {
     actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
     resources = ["*"]
     principals {
-      type        = "Service"
-      identifiers = ["logs.${var.region}.amazonaws.com"]
+      type = "Service"
+      # The Logs service principal carries the partition's DNS suffix (amazonaws.com.cn in aws-cn).
+      identifiers = ["logs.${var.region}.${data.aws_partition.current.dns_suffix}"]
     }
     condition {
       test     = "ArnLike"

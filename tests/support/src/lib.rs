@@ -3,6 +3,9 @@
 //! - [`Registry`]: Debian's `docker-registry` (distribution 2.8), filesystem storage in a temp dir.
 //! - [`Moto`]: `moto_server` from `moto[server]` (S3, ECR control plane, IAM, Lambda, EventBridge).
 //! - [`image`]: OCI images generated in code (gzip tar layers, configs, manifests, indexes).
+//! - [`faults::FaultProxy`] (feature `faults`): a fault-injecting HTTP proxy and fake blob store
+//!   (resets, truncated and corrupted bodies, 403/429/503 with `Retry-After`, slow drips,
+//!   presigned redirects).
 //! - [`link::ThrottledLink`]: a TCP proxy that caps the bandwidth from a server to its clients.
 //! - [`terraform`]: runs the `terraform` CLI on a copy of a module, in automation mode.
 //! - [`temp_dir`] / [`work_dir`]: `tempfile` directories, the latter kept on request.
@@ -13,6 +16,8 @@
 //! already running (LocalStack, a shared registry) instead of starting one.
 
 mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod image;
 pub mod link;
 mod moto;

@@ -14,21 +14,37 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Finds `name` on PATH (and in the usual pip/apt places CI installs into).
-pub fn find_binary(name: &str) -> Result<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".local/bin"));
+/// The project's Python virtual environment, where `cargo xtask setup` installs the Python tools
+/// (moto, checkov, zig, cargo-zigbuild, actionlint, zizmor) so that the system's and the user's
+/// site-packages are never touched: `$SOCI_VENV`, or `<workspace>/target/venv`. `xtask/setup.sh`
+/// and `cargo xtask` (which sets `SOCI_VENV` for its children) use the same rule.
+pub fn venv_dir() -> PathBuf {
+    match std::env::var_os("SOCI_VENV") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        // tests/support -> the workspace root.
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv"),
     }
+}
+
+/// Finds `name` in the project's virtual environment (see [`venv_dir`]) first, then on PATH and
+/// in the usual apt places.
+pub fn find_binary(name: &str) -> Result<PathBuf> {
+    find_in(name, &venv_dir().join("bin"), std::env::var_os("PATH"))
+}
+
+fn find_in(name: &str, venv_bin: &Path, path: Option<std::ffi::OsString>) -> Result<PathBuf> {
+    let mut dirs = vec![venv_bin.to_path_buf()];
+    if let Some(path) = path {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
     dirs.into_iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .with_context(|| {
             format!(
-                "`{name}` not found on PATH: run `cargo xtask setup` (or .ci/run) to install it"
+                "`{name}` not found in {} nor on PATH: `cargo xtask setup` (run by `cargo xtask test`) installs it",
+                venv_bin.display()
             )
         })
 }
@@ -46,7 +62,12 @@ pub fn http_status(addr: &str, path: &str) -> Result<u16> {
     let status = std::str::from_utf8(&head[9..12])
         .ok()
         .and_then(|s| s.parse().ok())
-        .with_context(|| format!("{addr} answered {:?}, not HTTP", String::from_utf8_lossy(&head)))?;
+        .with_context(|| {
+            format!(
+                "{addr} answered {:?}, not HTTP",
+                String::from_utf8_lossy(&head)
+            )
+        })?;
     Ok(status)
 }
 
@@ -144,6 +165,26 @@ fn wait_until_ready(child: &mut Child, what: &str, addr: &str, path: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tool in the project's venv wins over one of the same name on PATH, so tests run the
+    /// versions `cargo xtask setup` pinned, not whatever the system Python carries.
+    #[test]
+    fn the_project_venv_comes_before_path() {
+        let venv = crate::temp_dir("soci-venv").unwrap();
+        let bin = venv.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("sh"), "#!/bin/false\n").unwrap();
+        let path = std::env::var_os("PATH");
+        // `sh` is on every PATH; the venv's own must shadow it.
+        assert_eq!(find_in("sh", &bin, path.clone()).unwrap(), bin.join("sh"));
+        // Tools the venv lacks still come from PATH.
+        assert_ne!(find_in("ls", &bin, path.clone()).unwrap(), bin.join("ls"));
+        let message = find_in("soci-no-such-tool", &bin, path)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("cargo xtask setup"), "{message}");
+        assert!(message.contains(&bin.display().to_string()), "{message}");
+    }
 
     /// What happens to a service when the harness is killed: its spawning thread ends without
     /// any `Drop`, and the kernel sends the service SIGTERM.

@@ -40,9 +40,12 @@ impl Terraform {
             .join("registry.terraform.io")
             .is_dir();
         if mirror {
-            std::fs::create_dir_all(config_dir)?;
+            // One provider cache for every configuration of the run: each `init` links the
+            // provider from it instead of copying the (several hundred MB) binary again.
+            let cache = config_dir.join("plugin-cache");
+            std::fs::create_dir_all(&cache)?;
             let config = config_dir.join("terraformrc");
-            std::fs::write(&config, cli_config(PROVIDER_MIRROR))
+            std::fs::write(&config, cli_config(PROVIDER_MIRROR, &cache))
                 .with_context(|| format!("writing {}", config.display()))?;
             env.push(("TF_CLI_CONFIG_FILE".into(), config.display().to_string()));
         }
@@ -147,10 +150,11 @@ impl Terraform {
 }
 
 /// A CLI configuration installing `hashicorp/aws` from the filesystem mirror at `mirror` and
-/// every other provider from the registry.
-pub fn cli_config(mirror: &str) -> String {
+/// every other provider from the registry, through the plugin cache at `cache`.
+pub fn cli_config(mirror: &str, cache: &Path) -> String {
     format!(
-        "provider_installation {{\n  \
+        "plugin_cache_dir = \"{}\"\n\
+         provider_installation {{\n  \
            filesystem_mirror {{\n    \
              path    = \"{mirror}\"\n    \
              include = [\"registry.terraform.io/hashicorp/aws\"]\n  \
@@ -158,7 +162,8 @@ pub fn cli_config(mirror: &str) -> String {
            direct {{\n    \
              exclude = [\"registry.terraform.io/hashicorp/aws\"]\n  \
            }}\n\
-         }}\n"
+         }}\n",
+        cache.display()
     )
 }
 
@@ -266,6 +271,16 @@ mod tests {
         ] {
             assert!(!dst.join(f).exists(), "{f} was copied");
         }
+    }
+
+    #[test]
+    fn cli_config_uses_the_mirror_through_one_cache() {
+        let text = cli_config("/opt/tf-plugins", Path::new("/tmp/x/plugin-cache"));
+        assert!(
+            text.starts_with("plugin_cache_dir = \"/tmp/x/plugin-cache\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("path    = \"/opt/tf-plugins\""), "{text}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use soci_core::zran::CheckpointBlob;
 use soci_core::ztoc::{ALGORITHM_UNCOMPRESSED, TarZinfo, Ztoc};
-use soci_core::{BuildOptions, Compression, build_reference_ztoc, build_ztoc};
+use soci_core::{BuildOptions, Compression, MemoryBudget, build_reference_ztoc, build_ztoc};
 
 // The Lambda's build tool identifier: a zTOC built here is the one the Lambda would write.
 use soci_index_generator::config::DEFAULT_BUILD_TOOL;
@@ -45,6 +45,10 @@ enum ZtocCommand {
         /// Write the reference's bytes even for a layer no consumer can read.
         #[arg(long)]
         allow_unindexable: bool,
+        /// The memory budget of a process of this many MiB (as the Lambda's memory size):
+        /// a layer that needs more is refused as unindexable.
+        #[arg(long, default_value_t = 2048)]
+        memory_mib: u64,
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -71,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             compression,
             digest,
             allow_unindexable,
+            memory_mib,
             output,
         } => {
             let compression = match compression {
@@ -83,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 build_tool,
                 compression,
                 expected_digest: digest,
+                budget: MemoryBudget::for_memory_mib(memory_mib),
             };
             build(&layer, &options, allow_unindexable, &output)
         }
@@ -207,8 +213,24 @@ fn info_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
     let (compression, span_size, starts, spans): (&str, i64, Vec<u64>, Vec<serde_json::Value>) =
         if ztoc.compression_algorithm == ALGORITHM_UNCOMPRESSED {
             let zinfo = TarZinfo::from_bytes(&ztoc.checkpoints)?;
-            let span = zinfo.span_size.max(1) as u64;
-            let count = (zinfo.size.max(0) as u64).div_ceil(span);
+            let (Ok(span @ 1..), Ok(size)) =
+                (u64::try_from(zinfo.span_size), u64::try_from(zinfo.size))
+            else {
+                bail!(
+                    "TarZinfo span size {} / size {} are invalid",
+                    zinfo.span_size,
+                    zinfo.size
+                );
+            };
+            // The span count comes from the zTOC: list no more spans than it has digests for.
+            let count = size.div_ceil(span);
+            if count != ztoc.span_digests.len() as u64 {
+                bail!(
+                    "TarZinfo (size {size}, span size {span}) gives {count} spans, the zTOC has {} \
+                     span digests",
+                    ztoc.span_digests.len()
+                );
+            }
             let starts: Vec<u64> = (0..count).map(|i| i * span).collect();
             let spans = starts
                 .iter()
@@ -263,4 +285,48 @@ fn info_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
         "spans": spans,
         "files": files,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use soci_core::ztoc::{ALGORITHM_UNCOMPRESSED, FileMetadata, TarZinfo, Ztoc};
+
+    use super::info_json;
+
+    fn uncompressed(span_size: i64, size: i64, digests: usize) -> Ztoc {
+        Ztoc {
+            compression_algorithm: ALGORITHM_UNCOMPRESSED,
+            checkpoints: TarZinfo {
+                version: 2,
+                span_size,
+                size,
+            }
+            .to_bytes(),
+            span_digests: vec![b"sha256:00".to_vec(); digests],
+            max_span_id: digests as i32 - 1,
+            ..Ztoc::default()
+        }
+    }
+
+    #[test]
+    fn info_lists_spans_and_files_of_a_sound_ztoc() {
+        let mut ztoc = uncompressed(1024, 3000, 3);
+        ztoc.toc.push(FileMetadata {
+            name: b"a".to_vec(),
+            uncompressed_offset: 1536,
+            uncompressed_size: 1000,
+            ..FileMetadata::default()
+        });
+        let info = info_json(&ztoc.to_bytes().unwrap()).unwrap();
+        assert_eq!(info["spans"].as_array().unwrap().len(), 3);
+        assert_eq!(info["files"][0]["spans"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn a_tar_zinfo_claiming_more_spans_than_digests_is_an_error_not_an_allocation() {
+        for (span, size) in [(1, i64::MAX), (0, 10), (10, -1)] {
+            let err = info_json(&uncompressed(span, size, 1).to_bytes().unwrap()).unwrap_err();
+            assert!(err.to_string().contains("TarZinfo"), "{err}");
+        }
+    }
 }

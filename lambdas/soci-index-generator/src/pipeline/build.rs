@@ -10,7 +10,7 @@ use soci_core::BuiltZtoc;
 use soci_core::index::ZtocLayer;
 use tokio::sync::Semaphore;
 
-use super::layer::{self, LayerBuild, LayerPlan};
+use super::layer::{self, LayerBuild, LayerOptions, LayerPlan};
 use super::outcome::LayerReport;
 use super::pusher::{Pusher, Store};
 use super::{Indexer, PipelineError, Result};
@@ -106,29 +106,28 @@ pub(super) fn ztocs_per_target(
 
 /// Builds one layer's zTOC and pushes it; `Ok(Err(reason))` when the layer is left out.
 async fn build_and_push(
-    registry: &RegistryClient,
+    registry: &Arc<RegistryClient>,
     repo: &str,
     plan: &LayerPlan,
     config: &Config,
     pusher: &Pusher,
 ) -> Result<std::result::Result<BuiltLayer, String>> {
-    let retry = RetryPolicy {
-        attempts: config.retry_attempts,
-        base_delay: config.retry_base_delay,
+    let options = LayerOptions {
+        span_size: config.span_size,
+        build_tool: &config.build_tool,
+        retry: RetryPolicy {
+            attempts: config.retry_attempts,
+            base_delay: config.retry_base_delay,
+        },
+        deadline_base: config.layer_deadline_base,
+        min_bytes_per_second: config.layer_min_bytes_per_second,
     };
-    let build = layer::build_layer(
-        registry,
-        repo,
-        plan,
-        config.span_size,
-        &config.build_tool,
-        retry,
-    )
-    .await
-    .map_err(|source| PipelineError::Layer {
-        step: "build zTOC".into(),
-        source,
-    })?;
+    let build = layer::build_layer(registry, repo, plan, &options)
+        .await
+        .map_err(|source| PipelineError::Layer {
+            step: "build zTOC".into(),
+            source,
+        })?;
     let (ztoc, elapsed) = match build {
         LayerBuild::Unindexable(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: unindexable");

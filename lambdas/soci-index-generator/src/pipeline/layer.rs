@@ -1,18 +1,21 @@
-//! One layer: streamed from the registry through `soci_core::build_ztoc` once, never stored.
+//! One layer: streamed from the registry through `soci_core::build_ztoc` once, never stored;
+//! its bytes checked against the descriptor's size and digest before any result counts.
 //!
 //! The HTTP body is pulled by an async task into a small bounded channel that the blocking
 //! builder reads (`std::io::Read`), so the download of the next bytes overlaps the inflate of
 //! the previous ones while memory stays bounded (at most [`CHANNEL_CHUNKS`] body chunks).
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use soci_core::{BuildOptions, BuiltZtoc, Compression};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::registry::{RegistryClient, RegistryError, RetryPolicy};
+use crate::registry::{DigestHasher, RegistryClient, RegistryError, RetryPolicy};
 
 /// Body chunks buffered between the download and the builder (hyper chunks are at most a few
 /// hundred KiB, so this stays within a few MiB per layer).
@@ -50,6 +53,9 @@ pub enum LayerError {
         #[source]
         source: RegistryError,
     },
+    /// The bytes served are not the blob the descriptor names (wrong size or digest).
+    #[error("layer {digest}: download: {detail}")]
+    Corrupt { digest: String, detail: String },
     #[error("layer {digest}: building the zTOC: {source}")]
     Build {
         digest: String,
@@ -58,21 +64,44 @@ pub enum LayerError {
     },
     #[error("layer {digest}: builder task failed: {detail}")]
     Task { digest: String, detail: String },
+    #[error(
+        "layer {digest}: not done within its deadline of {seconds} s (derived from its size, {size} bytes)"
+    )]
+    Deadline {
+        digest: String,
+        size: u64,
+        seconds: u64,
+    },
 }
+
+/// What the download task hands the builder: bytes, then `None` once every byte of the blob
+/// arrived and matched its digest. A channel that closes without that `None` is a download
+/// that stopped, which the builder must never take for the end of the layer.
+type Chunk = std::io::Result<Option<Bytes>>;
 
 /// `Read` over the chunks the download task sends.
 struct ChannelReader {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    rx: mpsc::Receiver<Chunk>,
     current: Bytes,
+    done: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while !self.current.has_remaining() {
+            if self.done {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
+                Some(Ok(Some(chunk))) => self.current = chunk,
+                Some(Ok(None)) => self.done = true,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the download stopped",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.current.remaining());
@@ -81,21 +110,57 @@ impl Read for ChannelReader {
     }
 }
 
-/// Builds the zTOC of `layer`, restarting the whole stream (up to `retry.attempts` times, with
-/// the registry requests' backoff) when the download breaks off (connection reset, timeout).
+/// How long one layer may take: `base` plus its size at `min_bytes_per_second`.
+pub fn layer_deadline(size: u64, base: Duration, min_bytes_per_second: u64) -> Duration {
+    base + Duration::from_secs(size / min_bytes_per_second.max(1))
+}
+
+/// Builds the zTOC of `layer` within its deadline. A download that breaks off is continued
+/// where it stopped (see [`pump`]); bytes that turn out not to be the blob (wrong size or
+/// digest) restart the layer, up to `retry.attempts` times. Only a layer whose bytes matched
+/// its digest is ever `Rejected` or `Unindexable`.
 pub async fn build_layer(
-    registry: &RegistryClient,
+    registry: &Arc<RegistryClient>,
     repo: &str,
     layer: &LayerPlan,
-    span_size: u64,
-    build_tool: &str,
-    retry: RetryPolicy,
+    options: &LayerOptions<'_>,
 ) -> Result<LayerBuild, LayerError> {
+    let deadline = layer_deadline(
+        layer.size,
+        options.deadline_base,
+        options.min_bytes_per_second,
+    );
+    let attempts = build_attempts(registry, repo, layer, options);
+    match tokio::time::timeout(deadline, attempts).await {
+        Ok(result) => result,
+        Err(_) => Err(LayerError::Deadline {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            seconds: deadline.as_secs(),
+        }),
+    }
+}
+
+/// What [`build_layer`] needs besides the layer.
+pub struct LayerOptions<'a> {
+    pub span_size: u64,
+    pub build_tool: &'a str,
+    pub retry: RetryPolicy,
+    pub deadline_base: Duration,
+    pub min_bytes_per_second: u64,
+}
+
+async fn build_attempts(
+    registry: &Arc<RegistryClient>,
+    repo: &str,
+    layer: &LayerPlan,
+    options: &LayerOptions<'_>,
+) -> Result<LayerBuild, LayerError> {
+    let retry = options.retry;
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        let result = build_once(registry, repo, layer, span_size, build_tool).await;
-        match result {
+        match build_once(registry, repo, layer, options).await {
             Ok(ztoc) => {
                 return Ok(LayerBuild::Built {
                     ztoc,
@@ -110,11 +175,8 @@ pub async fn build_layer(
                 source: soci_core::Error::Rejected(reason),
                 ..
             }) => return Ok(LayerBuild::Rejected(reason)),
-            Err(LayerError::Build {
-                source: soci_core::Error::Io { offset, source },
-                digest,
-            }) if retry.allows_another(attempt) => {
-                tracing::warn!(layer = %digest, offset, error = %source, attempt, "layer stream broke off, restarting it");
+            Err(e @ LayerError::Corrupt { .. }) if retry.allows_another(attempt) => {
+                tracing::warn!(layer = %layer.digest, error = %e, attempt, "layer bytes were not the blob, downloading it again");
             }
             Err(e) => return Err(e),
         }
@@ -123,45 +185,59 @@ pub async fn build_layer(
     }
 }
 
+/// One pass: the download task ([`pump`]) feeds the builder on a blocking thread. The pump is
+/// aborted when this future is dropped (another layer failed, the deadline passed), which
+/// closes the channel and so stops the builder at its next read.
 async fn build_once(
-    registry: &RegistryClient,
+    registry: &Arc<RegistryClient>,
     repo: &str,
     layer: &LayerPlan,
-    span_size: u64,
-    build_tool: &str,
+    options: &LayerOptions<'_>,
 ) -> Result<BuiltZtoc, LayerError> {
-    let response = registry
-        .get_blob(repo, &layer.digest)
-        .await
-        .map_err(|source| LayerError::Download {
-            digest: layer.digest.clone(),
-            source,
-        })?;
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let pump = tokio::spawn(async move {
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(std::io::Error::other);
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    let options = BuildOptions {
-        span_size,
-        build_tool: build_tool.to_string(),
+    let download = Download {
+        registry: registry.clone(),
+        repo: repo.to_string(),
+        digest: layer.digest.clone(),
+        size: layer.size,
+        retry: options.retry,
+    };
+    let pump = AbortOnDropHandle::new(tokio::spawn(pump(download, tx)));
+    // soci-core checks sha256 itself; the pump checks every algorithm.
+    let expected_digest = layer
+        .digest
+        .starts_with("sha256:")
+        .then(|| layer.digest.clone());
+    let build_options = BuildOptions {
+        span_size: options.span_size,
+        build_tool: options.build_tool.to_string(),
         compression: layer.compression,
-        expected_digest: Some(layer.digest.clone()),
+        expected_digest,
+        // The default (a 2 GiB process) until the budget is derived from the Lambda's memory.
+        budget: soci_core::MemoryBudget::default(),
     };
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
+        done: false,
     };
-    let built = tokio::task::spawn_blocking(move || soci_core::build_ztoc(reader, &options)).await;
-    pump.abort();
+    let built =
+        tokio::task::spawn_blocking(move || soci_core::build_ztoc(reader, &build_options)).await;
+    // Whatever the builder said, the bytes decide first: a layer that failed to build from
+    // bytes that were not the blob is a download failure, not a bad layer.
+    let downloaded = pump.await.map_err(|e| LayerError::Task {
+        digest: layer.digest.clone(),
+        detail: format!("download task: {e}"),
+    })?;
+    downloaded.map_err(|e| e.into_layer_error(&layer.digest))?;
     match built {
         Ok(Ok(ztoc)) => Ok(ztoc),
+        Ok(Err(soci_core::Error::DigestMismatch { expected, actual })) => {
+            Err(LayerError::Corrupt {
+                digest: layer.digest.clone(),
+                detail: format!("digest is {actual}, expected {expected}"),
+            })
+        }
         Ok(Err(source)) => Err(LayerError::Build {
             digest: layer.digest.clone(),
             source,
@@ -170,5 +246,212 @@ async fn build_once(
             digest: layer.digest.clone(),
             detail: e.to_string(),
         }),
+    }
+}
+
+/// What the download task needs.
+struct Download {
+    registry: Arc<RegistryClient>,
+    repo: String,
+    digest: String,
+    size: u64,
+    retry: RetryPolicy,
+}
+
+/// Why the download task failed.
+enum PumpError {
+    Registry(RegistryError),
+    Corrupt(String),
+}
+
+impl PumpError {
+    fn into_layer_error(self, digest: &str) -> LayerError {
+        match self {
+            Self::Registry(source) => LayerError::Download {
+                digest: digest.into(),
+                source,
+            },
+            Self::Corrupt(detail) => LayerError::Corrupt {
+                digest: digest.into(),
+                detail,
+            },
+        }
+    }
+}
+
+/// Downloads the blob into `tx`: exactly `size` bytes (never reading past them), hashed with
+/// the digest's algorithm on the way unless it is sha256, which soci-core checks. A body that
+/// breaks off (reset, timeout, or an early end of a close-delimited body) is continued from
+/// the current offset with `Range`; a store that answers `200` instead gets its first bytes
+/// skipped. When the builder stops reading early (it refused the layer), the rest of a
+/// non-sha256 blob is still read and hashed, so that a refusal is only kept for bytes that are
+/// the blob (soci-core does the same for sha256).
+async fn pump(d: Download, tx: mpsc::Sender<Chunk>) -> Result<(), PumpError> {
+    let result = pump_verified(&d, &tx).await;
+    let last = match &result {
+        Ok(()) => Ok(None),
+        Err(PumpError::Registry(e)) => Err(std::io::Error::other(e.to_string())),
+        Err(PumpError::Corrupt(detail)) => Err(std::io::Error::other(detail.clone())),
+    };
+    let _ = tx.send(last).await;
+    result
+}
+
+async fn pump_verified(d: &Download, tx: &mpsc::Sender<Chunk>) -> Result<(), PumpError> {
+    let mut hasher = DigestHasher::for_digest(&d.digest).map_err(PumpError::Corrupt)?;
+    // soci-core hashes sha256 itself, and checks it before it refuses a layer (a refusal of
+    // bytes that are not the blob comes back as a digest mismatch): hashing it here too would
+    // cost a second pass over every byte. Other algorithms are checked only here.
+    let hashing = !d.digest.starts_with("sha256:");
+    let mut offset = 0u64;
+    let mut reader_alive = true;
+    let mut breaks = 0u32;
+    while offset < d.size {
+        let resp = d
+            .registry
+            .get_blob_from(&d.repo, &d.digest, offset)
+            .await
+            .map_err(PumpError::Registry)?;
+        let mut skip = body_start(&resp, offset).map_err(PumpError::Corrupt)?;
+        let mut body = resp.bytes_stream();
+        let broke = loop {
+            let chunk = match body.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => break e.without_url().to_string(),
+                None => break format!("the body ended at byte {offset} of {}", d.size),
+            };
+            let chunk = skip_prefix(chunk, &mut skip);
+            if chunk.is_empty() {
+                continue;
+            }
+            if offset + chunk.len() as u64 > d.size {
+                return Err(PumpError::Corrupt(format!(
+                    "more than the descriptor's {} bytes",
+                    d.size
+                )));
+            }
+            if hashing {
+                hasher.update(&chunk);
+            }
+            offset += chunk.len() as u64;
+            if reader_alive && tx.send(Ok(Some(chunk))).await.is_err() {
+                reader_alive = false;
+            }
+            if !reader_alive && !hashing {
+                // The builder is done and has checked (or will report) what it read itself.
+                return Ok(());
+            }
+            if offset == d.size {
+                break String::new();
+            }
+        };
+        if offset == d.size {
+            break;
+        }
+        if !d.retry.allows_another(breaks) {
+            return Err(PumpError::Corrupt(format!(
+                "download broke off {} times, last at byte {offset}: {broke}",
+                breaks + 1
+            )));
+        }
+        tracing::warn!(layer = %d.digest, offset, error = %broke, attempt = breaks, "layer download broke off, continuing it");
+        tokio::time::sleep(d.retry.delay(breaks, None)).await;
+        breaks += 1;
+    }
+    let actual = hasher.finish();
+    if hashing && actual != d.digest {
+        return Err(PumpError::Corrupt(format!(
+            "the {} bytes served have digest {actual}",
+            d.size
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes to skip at the start of the answer to a request for the blob from `offset`: 0 for
+/// a `206` starting there, `offset` for a `200` (the whole blob again).
+fn body_start(resp: &reqwest::Response, offset: u64) -> Result<u64, String> {
+    if offset == 0 || resp.status() == reqwest::StatusCode::OK {
+        return Ok(offset);
+    }
+    let range = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let start = range
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split('-').next())
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    match (resp.status().as_u16(), start) {
+        (206, Some(start)) if start == offset => Ok(0),
+        (status, _) => Err(format!(
+            "asked for bytes from {offset}, got status {status} with Content-Range {range:?}"
+        )),
+    }
+}
+
+/// `chunk` without its first `*skip` bytes (counted down).
+fn skip_prefix(mut chunk: Bytes, skip: &mut u64) -> Bytes {
+    let n = usize::try_from(*skip)
+        .unwrap_or(usize::MAX)
+        .min(chunk.len());
+    *skip -= n as u64;
+    chunk.advance(n);
+    chunk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_closed_early_is_an_error_not_the_end() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(Some(Bytes::from_static(b"abc")))).unwrap();
+        drop(tx);
+        let mut reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+            done: false,
+        };
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(out, b"abc");
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(Some(Bytes::from_static(b"abc")))).unwrap();
+        tx.try_send(Ok(None)).unwrap();
+        let mut reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+            done: false,
+        };
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn deadlines_grow_with_the_size() {
+        let base = Duration::from_secs(60);
+        let rate = 2 << 20;
+        assert_eq!(layer_deadline(0, base, rate), base);
+        assert_eq!(
+            layer_deadline(1 << 30, base, rate),
+            Duration::from_secs(60 + 512)
+        );
+    }
+
+    #[test]
+    fn skipping_a_restarted_body() {
+        let mut skip = 5;
+        assert!(skip_prefix(Bytes::from_static(b"abc"), &mut skip).is_empty());
+        assert_eq!(
+            &skip_prefix(Bytes::from_static(b"defgh"), &mut skip)[..],
+            b"fgh"
+        );
+        assert_eq!(skip, 0);
     }
 }

@@ -134,6 +134,19 @@ impl Indexer {
             return Ok(self.no_eligible(image, layers, why));
         }
         let index_tag = self.index_tag(image);
+        if let Some(t) = &index_tag
+            && !soci_lambda_contract::event::valid_tag(t)
+        {
+            return Err(PipelineError::Invalid {
+                step: "index tag".into(),
+                detail: format!("{t:?} (tag + index_tag_suffix) is not a valid tag"),
+            });
+        }
+        if index_tag.is_some()
+            && let Some(done) = self.superseded(image).await?
+        {
+            return Ok(done);
+        }
         if let Some(index_tag) = &index_tag
             && let Some(done) = self
                 .skip_redelivery(image, index_tag, &plans.with_layers(targets))
@@ -167,12 +180,14 @@ impl Indexer {
             .then(|| format!("{tag}{}", self.config.index_tag_suffix))
     }
 
-    /// `Some(outcome)` when `index_tag` already covers every target with layers to index.
+    /// `Some(outcome)` when `index_tag` already covers every target with layers to index, and
+    /// each with a zTOC for every layer planned (a layer an earlier run left out, whatever the
+    /// reason, is tried again).
     async fn skip_redelivery(
         &self,
         image: &ImageRef,
         index_tag: &str,
-        wanted: &[&platforms::Target],
+        wanted: &[(&platforms::Target, &[layer::LayerPlan])],
     ) -> Result<Option<IndexingOutcome>> {
         let repo = image.repository.as_str();
         let image_digest = image.digest.clone().unwrap_or_default();

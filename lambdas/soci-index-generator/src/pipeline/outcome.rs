@@ -59,7 +59,8 @@ pub struct SociIndexReport {
 }
 
 /// The outcome of indexing one image, for every case retrying could not change. Serialized with
-/// a `status` field (`indexed`, `skipped`, `already_indexed`, `no_eligible_layers`).
+/// a `status` field (`indexed`, `skipped`, `already_indexed`, `no_eligible_layers`,
+/// `superseded`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum IndexingOutcome {
@@ -96,6 +97,17 @@ pub enum IndexingOutcome {
         message: String,
         layers: Vec<LayerReport>,
     },
+    /// The pushed tag names another image now (a later push moved it, and this event arrived
+    /// late): `<tag><suffix>` is left to that image's own event.
+    Superseded {
+        repository: String,
+        image_digest: String,
+        tag: String,
+        /// What the tag names now (`None`: it was deleted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        current_digest: Option<String>,
+        message: String,
+    },
 }
 
 impl IndexingOutcome {
@@ -105,6 +117,7 @@ impl IndexingOutcome {
             Self::Skipped { .. } => "skipped",
             Self::AlreadyIndexed { .. } => "already_indexed",
             Self::NoEligibleLayers { .. } => "no_eligible_layers",
+            Self::Superseded { .. } => "superseded",
         }
     }
 

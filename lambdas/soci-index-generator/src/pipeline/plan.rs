@@ -34,13 +34,13 @@ impl LayerPlans {
             .collect()
     }
 
-    /// The targets that have a layer to index.
-    pub fn with_layers<'t>(&self, targets: &'t [Target]) -> Vec<&'t Target> {
+    /// The targets that have a layer to index, each with those layers.
+    pub fn with_layers<'t>(&'t self, targets: &'t [Target]) -> Vec<(&'t Target, &'t [LayerPlan])> {
         targets
             .iter()
             .zip(&self.per_target)
             .filter(|(_, p)| !p.is_empty())
-            .map(|(t, _)| t)
+            .map(|(t, p)| (t, p.as_slice()))
             .collect()
     }
 }

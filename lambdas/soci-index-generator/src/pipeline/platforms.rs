@@ -138,7 +138,7 @@ impl Indexer {
     async fn platform_from_config(&self, repo: &str, m: &Manifest) -> Result<Platform> {
         let bytes = self
             .registry
-            .get_blob_bytes(repo, &m.config.digest)
+            .get_config(repo, &m.config.digest)
             .await
             .map_err(reg("fetch the image config"))?;
         oci::platform_from_image_config(&bytes).map_err(doc(format!(

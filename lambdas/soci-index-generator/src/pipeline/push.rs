@@ -149,10 +149,15 @@ impl Indexer {
                 index_bytes.clone(),
             )
             .await?;
+        let image = finish.image;
+        // The build took a while: a push of another image under the same tag in the meantime
+        // owns `<tag><suffix>` now.
+        if let Some(superseded) = self.superseded(image).await? {
+            return Ok(superseded);
+        }
         pusher
             .tag(&index_tag, &index_digest, media_type, index_bytes)
             .await?;
-        let image = finish.image;
         let image_digest = image.digest.clone().unwrap_or_default();
         let tag = image.tag.as_deref().filter(|t| !t.is_empty());
         tracing::info!(repository = %image.repository, digest = %image_digest, tag = tag.unwrap_or_default(), index_tag = %index_tag, index_digest = %index_digest, dry_run = self.dry_run, "indexed");

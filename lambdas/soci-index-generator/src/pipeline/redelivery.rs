@@ -1,22 +1,60 @@
-//! EventBridge delivers at least once: before building anything, a V2 run checks whether
-//! `<tag><suffix>` already covers the image, and then pushes nothing.
+//! EventBridge delivers at least once, late and out of order: before building anything, a V2
+//! run checks that the tag still names the image (else a later push owns `<tag><suffix>`) and
+//! whether `<tag><suffix>` already covers the image, and then pushes nothing.
 
 use std::collections::HashSet;
 
+use soci_core::index::unmarshal_soci_index;
 use soci_core::oci::{self, ImageDocument, Index, Manifest};
 
+use super::layer::LayerPlan;
+use super::outcome::IndexingOutcome;
 use super::platforms::Target;
-use super::{Indexer, Result, reg};
+use super::{ImageRef, Indexer, Result, reg};
 use crate::media;
 
 impl Indexer {
+    /// `Some(Superseded)` when the pushed tag no longer names the image being indexed: a later
+    /// push moved it, and moving `<tag><suffix>` back to this image would pair the tag with an
+    /// index of another image. Checked before building and again right before tagging.
+    pub(super) async fn superseded(&self, image: &ImageRef) -> Result<Option<IndexingOutcome>> {
+        let (Some(tag), Some(digest)) = (image.tag.as_deref(), image.digest.as_deref()) else {
+            return Ok(None);
+        };
+        let repo = image.repository.as_str();
+        let current = self
+            .registry
+            .tag_digest(repo, tag)
+            .await
+            .map_err(reg(format!("check what {tag} names now")))?;
+        if current.as_deref() == Some(digest) {
+            return Ok(None);
+        }
+        let message = match &current {
+            Some(now) => format!(
+                "tag {tag} now names {now}, pushed after {digest}: its own event indexes it; not retried"
+            ),
+            None => format!("tag {tag} no longer exists; not retried"),
+        };
+        tracing::warn!(repository = repo, digest, tag, current = ?current, "superseded: {message}");
+        Ok(Some(IndexingOutcome::Superseded {
+            repository: repo.into(),
+            image_digest: digest.into(),
+            tag: tag.into(),
+            current_digest: current,
+            message,
+        }))
+    }
+
     /// `Some(index digest)` when `<tag><suffix>` is an OCI index that already holds, for every
-    /// wanted manifest, an annotated copy (same config and layers) and its SOCI index.
+    /// wanted manifest, an annotated copy (same config and layers) and its SOCI index with a
+    /// zTOC of every planned layer. An index that lacks one is not "already indexed": the
+    /// layer may have been left out for a reason that retrying fixes, so it is built again.
     pub(super) async fn already_indexed(
         &self,
         repo: &str,
         index_tag: &str,
-        wanted: &[&Target],
+        wanted: &[(&Target, &[LayerPlan])],
     ) -> Result<Option<String>> {
         let step = format!("check the existing {index_tag}");
         let Some(existing) = self
@@ -32,21 +70,26 @@ impl Indexer {
         else {
             return Ok(None);
         };
-        for t in wanted {
-            if !self.has_annotated_copy(repo, &step, &index, t).await? {
+        for (t, planned) in wanted {
+            if !self
+                .has_annotated_copy(repo, &step, &index, t, planned)
+                .await?
+            {
                 return Ok(None);
             }
         }
         Ok(Some(existing.digest))
     }
 
-    /// True when `index` lists an annotated manifest of `target` that has its SOCI index.
+    /// True when `index` lists an annotated manifest of `target` whose SOCI index has a zTOC
+    /// of every layer in `planned`.
     async fn has_annotated_copy(
         &self,
         repo: &str,
         step: &str,
         index: &Index,
         target: &Target,
+        planned: &[LayerPlan],
     ) -> Result<bool> {
         let soci_for: HashSet<&str> = index
             .manifests()
@@ -71,11 +114,43 @@ impl Indexer {
             else {
                 continue;
             };
-            if Manifest::from_json(&m.bytes).is_ok_and(|view| same_image(&view, &target.manifest)) {
+            if Manifest::from_json(&m.bytes).is_ok_and(|view| same_image(&view, &target.manifest))
+                && let Some(soci) = d.annotations.get(media::ANNOTATION_SOCI_INDEX_DIGEST)
+                && self.covers(repo, step, soci, planned).await?
+            {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// True when the SOCI index `soci_digest` has a zTOC of every layer in `planned`.
+    async fn covers(
+        &self,
+        repo: &str,
+        step: &str,
+        soci_digest: &str,
+        planned: &[LayerPlan],
+    ) -> Result<bool> {
+        let Some(m) = self
+            .registry
+            .get_manifest(repo, soci_digest)
+            .await
+            .map_err(reg(step))?
+        else {
+            return Ok(false);
+        };
+        let Ok(soci) = unmarshal_soci_index(&m.bytes) else {
+            return Ok(false);
+        };
+        let indexed: HashSet<&str> = soci
+            .blobs
+            .iter()
+            .flatten()
+            .filter_map(|b| b.annotations.get(oci::ANNOTATION_IMAGE_LAYER_DIGEST))
+            .map(String::as_str)
+            .collect();
+        Ok(planned.iter().all(|p| indexed.contains(p.digest.as_str())))
     }
 }
 

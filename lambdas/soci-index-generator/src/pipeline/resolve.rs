@@ -3,6 +3,7 @@
 use std::ops::ControlFlow;
 
 use soci_core::oci::{self, Descriptor, ImageDocument, OciError};
+use soci_lambda_contract::event::{valid_digest, valid_repository_name, valid_tag};
 use soci_lambda_contract::indexing::{IndexVersion, TagSkip, tag_skip};
 
 use super::outcome::IndexingOutcome;
@@ -24,6 +25,12 @@ impl Indexer {
         &self,
         image: &ImageRef,
     ) -> Result<ControlFlow<IndexingOutcome, Resolved>> {
+        if let Some(detail) = invalid_reference(image) {
+            return Err(PipelineError::Invalid {
+                step: "check the image reference".into(),
+                detail,
+            });
+        }
         let repo = image.repository.as_str();
         let tag = image.tag.as_deref().filter(|t| !t.is_empty());
         if let Some(reason) = self.tag_skip_reason(tag) {
@@ -88,6 +95,28 @@ impl Indexer {
             TagSkip::UntaggedV2 => "untagged push: V2 indexes tagged images only".into(),
         })
     }
+}
+
+/// Why `image` cannot be requested: the repository, digest and tag go into URL paths, and each
+/// must be what its grammar allows (a direct invoke does not pass the filter's validation).
+fn invalid_reference(image: &ImageRef) -> Option<String> {
+    if !valid_repository_name(&image.repository) {
+        return Some(format!(
+            "repository {:?} is not a valid repository name",
+            image.repository
+        ));
+    }
+    if let Some(d) = image.digest.as_deref().filter(|d| !d.is_empty())
+        && !valid_digest(d)
+    {
+        return Some(format!("digest {d:?} is not a valid digest"));
+    }
+    if let Some(t) = image.tag.as_deref().filter(|t| !t.is_empty())
+        && !valid_tag(t)
+    {
+        return Some(format!("tag {t:?} is not a valid tag"));
+    }
+    None
 }
 
 fn document_media_type(d: &ImageDocument) -> String {

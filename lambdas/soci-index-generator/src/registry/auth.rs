@@ -1,6 +1,8 @@
 //! Registry authentication: where credentials come from, and answering a `401` challenge.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -9,8 +11,8 @@ use reqwest::{RequestBuilder, Response};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::retry::{is_transient_error, is_transient_status};
-use super::{RegistryClient, RegistryError, Result, excerpt};
+use super::retry::{self, is_transient_error, is_transient_status};
+use super::{RegistryClient, RegistryError, Result, TOKEN_LIMIT, read_capped};
 
 /// Where credentials come from.
 pub enum Credentials {
@@ -23,55 +25,110 @@ pub enum Credentials {
     Ecr(EcrCredentials),
 }
 
+impl Credentials {
+    pub(super) fn is_ecr(&self) -> bool {
+        matches!(self, Self::Ecr(_))
+    }
+}
+
+/// Never prints a password.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anonymous => f.write_str("Anonymous"),
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"(redacted)")
+                .finish(),
+            Self::Ecr(_) => f.write_str("Ecr"),
+        }
+    }
+}
+
+/// An ECR authorization token, decoded.
+#[derive(Clone)]
+pub struct EcrToken {
+    pub user: String,
+    pub password: String,
+    pub expires: SystemTime,
+}
+
+/// How a new ECR token is obtained (the SDK's `GetAuthorizationToken`, or a test's own).
+pub type FetchEcrToken =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<EcrToken>> + Send>> + Send + Sync>;
+
+/// A cached token is replaced when it expires within this margin: an invocation runs at most
+/// 15 minutes, so a token taken at its start outlives it with 5 minutes to spare.
+const ECR_TOKEN_MARGIN: Duration = Duration::from_secs(20 * 60);
+
 /// ECR credentials with their cache.
 pub struct EcrCredentials {
-    client: aws_sdk_ecr::Client,
-    cached: Mutex<Option<(String, String, SystemTime)>>,
+    fetch: FetchEcrToken,
+    cached: Mutex<Option<EcrToken>>,
 }
 
 impl EcrCredentials {
     pub fn new(client: aws_sdk_ecr::Client) -> Self {
+        Self::from_fetcher(Box::new(move || {
+            let client = client.clone();
+            Box::pin(async move { get_authorization_token(&client).await })
+        }))
+    }
+
+    /// Credentials whose tokens come from `fetch`.
+    pub fn from_fetcher(fetch: FetchEcrToken) -> Self {
         Self {
-            client,
+            fetch,
             cached: Mutex::new(None),
         }
     }
 
-    /// `(user, password)`; a new token when the cached one expires within 5 minutes, or when
-    /// `refresh` (the registry refused the cached one).
+    /// `(user, password)`; a new token when the cached one expires within
+    /// [`ECR_TOKEN_MARGIN`], or when `refresh` (the registry refused the cached one).
     async fn get(&self, refresh: bool) -> Result<(String, String)> {
         let mut cached = self.cached.lock().await;
-        if let Some((user, password, expires)) = cached.as_ref()
+        if let Some(token) = cached.as_ref()
             && !refresh
-            && SystemTime::now() + Duration::from_secs(300) < *expires
+            && !needs_refresh(SystemTime::now(), token.expires)
         {
-            return Ok((user.clone(), password.clone()));
+            return Ok((token.user.clone(), token.password.clone()));
         }
-        // The SDK retries throttling and transient errors itself (standard retry mode).
-        let out = self
-            .client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| {
-                RegistryError::EcrAuth(aws_sdk_ecr::error::DisplayErrorContext(&e).to_string())
-            })?;
-        let data = out
-            .authorization_data()
-            .first()
-            .ok_or_else(|| RegistryError::EcrAuth("no authorizationData in the answer".into()))?;
-        let token = data
-            .authorization_token()
-            .ok_or_else(|| RegistryError::EcrAuth("no authorizationToken in the answer".into()))?;
-        let (user, password) = decode_ecr_token(token)?;
-        let expires = data
-            .expires_at()
-            .and_then(|t| u64::try_from(t.secs()).ok())
-            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
-        *cached = Some((user.clone(), password.clone(), expires));
-        Ok((user, password))
+        let token = (self.fetch)().await?;
+        let answer = (token.user.clone(), token.password.clone());
+        *cached = Some(token);
+        Ok(answer)
     }
+}
+
+/// True when a token expiring at `expires` may not last the invocation starting at `now`.
+fn needs_refresh(now: SystemTime, expires: SystemTime) -> bool {
+    now + ECR_TOKEN_MARGIN >= expires
+}
+
+/// `GetAuthorizationToken` (the SDK retries throttling and transient errors itself).
+async fn get_authorization_token(client: &aws_sdk_ecr::Client) -> Result<EcrToken> {
+    let out = client.get_authorization_token().send().await.map_err(|e| {
+        RegistryError::EcrAuth(aws_sdk_ecr::error::DisplayErrorContext(&e).to_string())
+    })?;
+    let data = out
+        .authorization_data()
+        .first()
+        .ok_or_else(|| RegistryError::EcrAuth("no authorizationData in the answer".into()))?;
+    let token = data
+        .authorization_token()
+        .ok_or_else(|| RegistryError::EcrAuth("no authorizationToken in the answer".into()))?;
+    let (user, password) = decode_ecr_token(token)?;
+    let expires = data
+        .expires_at()
+        .and_then(|t| u64::try_from(t.secs()).ok())
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
+    Ok(EcrToken {
+        user,
+        password,
+        expires,
+    })
 }
 
 /// An ECR authorization token is base64 of `user:password`.
@@ -170,7 +227,6 @@ impl RegistryClient {
     pub(super) async fn answer_challenge(
         &self,
         op: &str,
-        url: String,
         scope: &str,
         resp: Response,
     ) -> Result<bool> {
@@ -186,15 +242,7 @@ impl RegistryClient {
                 Ok(false)
             }
             _ if matches!(self.credentials, Credentials::Ecr(_)) => Ok(true),
-            _ => {
-                let body = resp.bytes().await.unwrap_or_default();
-                Err(RegistryError::Status {
-                    op: op.into(),
-                    url,
-                    status: 401,
-                    body: excerpt(&body),
-                })
-            }
+            _ => Err(RegistryError::from_response(op, resp).await),
         }
     }
 
@@ -210,38 +258,21 @@ impl RegistryClient {
             if let Some((u, p)) = &basic {
                 rb = rb.basic_auth(u, Some(p));
             }
-            match rb.send().await {
+            let (status, retry_after) = match rb.send().await {
                 Ok(resp) if resp.status().is_success() => {
-                    let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
-                        op: op.into(),
-                        url: url.to_string(),
-                        source: e,
-                    })?;
+                    let body = read_capped(op, resp, TOKEN_LIMIT).await?;
                     return token_from_answer(op, &body);
                 }
                 Ok(resp)
-                    if is_transient_status(resp.status()) && self.retry.allows_another(attempt) => {
+                    if is_transient_status(resp.status()) && self.retry.allows_another(attempt) =>
+                {
+                    (resp.status().as_u16(), retry::retry_after(resp.headers()))
                 }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp.bytes().await.unwrap_or_default();
-                    return Err(RegistryError::Status {
-                        op: op.into(),
-                        url: url.to_string(),
-                        status,
-                        body: excerpt(&body),
-                    });
-                }
-                Err(e) if is_transient_error(&e) && self.retry.allows_another(attempt) => {}
-                Err(e) => {
-                    return Err(RegistryError::Transport {
-                        op: op.into(),
-                        url: url.to_string(),
-                        source: e,
-                    });
-                }
-            }
-            tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                Ok(resp) => return Err(RegistryError::from_response(op, resp).await),
+                Err(e) if is_transient_error(&e) && self.retry.allows_another(attempt) => (0, None),
+                Err(e) => return Err(RegistryError::transport(op, &url, e)),
+            };
+            tokio::time::sleep(self.retry.delay_after(attempt, status, retry_after)).await;
             attempt += 1;
         }
     }
@@ -287,6 +318,84 @@ fn token_from_answer(op: &str, body: &[u8]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecr_tokens_are_refreshed_well_before_a_long_invocation_could_outlive_them() {
+        let now = SystemTime::now();
+        let minutes = |m: u64| now + Duration::from_secs(m * 60);
+        assert!(
+            needs_refresh(now, minutes(16)),
+            "16 min left: a 15-min run may outlive it"
+        );
+        assert!(needs_refresh(now, minutes(19)));
+        assert!(!needs_refresh(now, minutes(21)));
+        assert!(!needs_refresh(now, minutes(12 * 60)));
+    }
+
+    #[test]
+    fn basic_credentials_never_print_the_password() {
+        let c = Credentials::Basic {
+            username: "me".into(),
+            password: "hunter2".into(),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("me") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    /// A token endpoint that answers `503` with `Retry-After` as an HTTP date 3 s ahead, then
+    /// a token; returns its address.
+    async fn throttling_token_endpoint() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            for answer in 0.. {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head).await;
+                let at = SystemTime::now() + Duration::from_secs(3);
+                let reply = if answer == 0 {
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        httpdate::fmt_http_date(at)
+                    )
+                } else {
+                    let body = r#"{"token":"t0k3n"}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_token_fetch_obeys_retry_after_dates() {
+        let addr = throttling_token_endpoint().await;
+        let retry = super::super::RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(10),
+        };
+        let client =
+            RegistryClient::new("http://127.0.0.1:1", Credentials::Anonymous, retry).unwrap();
+        let params = HashMap::from([("realm".to_string(), format!("http://{addr}/token"))]);
+        let started = std::time::Instant::now();
+        let token = client
+            .fetch_token(&params, "repository:a:pull")
+            .await
+            .unwrap();
+        assert_eq!(token, "t0k3n");
+        let waited = started.elapsed();
+        assert!(waited > Duration::from_secs(2), "waited {waited:?}");
+    }
 
     #[test]
     fn challenge_parsing() {

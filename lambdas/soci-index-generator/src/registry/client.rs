@@ -12,8 +12,14 @@ use url::Url;
 
 use super::auth::{self, Access, Credentials};
 use super::retry::{self, RetryPolicy, is_transient_error, is_transient_status};
-use super::{FetchedManifest, RegistryError, Result, excerpt, sha256_digest};
+use super::{
+    CONFIG_LIMIT, FetchedManifest, MANIFEST_LIMIT, RegistryError, Result, check_digest,
+    read_capped, sha256_digest,
+};
 use crate::media;
+
+/// Largest blob [`RegistryClient::get_blob_bytes`] reads whole.
+pub const BLOB_LIMIT: usize = 1 << 30;
 
 /// An OCI distribution API client for one registry.
 pub struct RegistryClient {
@@ -37,11 +43,7 @@ impl RegistryClient {
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| RegistryError::Transport {
-                op: "HTTP client".into(),
-                url: base.to_string(),
-                source: e,
-            })?;
+            .map_err(|e| RegistryError::transport("HTTP client", &base, e))?;
         Ok(Self {
             http,
             base,
@@ -68,7 +70,9 @@ impl RegistryClient {
 
     /// Sends the request `build` makes, with auth, retrying transient failures. Returns the
     /// response whatever its final status (callers decide what 404 means); statuses that are
-    /// still transient after the last attempt are returned as errors.
+    /// still transient after the last attempt are returned as errors. With ECR credentials, a
+    /// `403` is answered once by fetching a new token: ECR refuses an expired token with
+    /// `403 DENIED`, not `401`.
     async fn send(
         &self,
         op: &str,
@@ -80,75 +84,59 @@ impl RegistryClient {
         let mut attempt = 0u32;
         let mut auth_rounds = 0u32;
         let mut refresh_basic = false;
+        let mut refreshed_on_403 = false;
         loop {
             let request = self
                 .authorize(build(&self.http), &scope, &mut refresh_basic)
                 .await?
                 .build()
-                .map_err(|e| RegistryError::Transport {
-                    op: op.into(),
-                    url: String::new(),
-                    source: e,
-                })?;
-            let url = request.url().to_string();
-            let retry_after = match self.http.execute(request).await {
+                .map_err(|e| RegistryError::transport(op, &self.base, e))?;
+            let url = request.url().clone();
+            let (status, retry_after) = match self.http.execute(request).await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && auth_rounds < 2 => {
                     auth_rounds += 1;
-                    if self.answer_challenge(op, url, &scope, resp).await? {
+                    if self.answer_challenge(op, &scope, resp).await? {
                         refresh_basic = true;
                     }
                     continue;
                 }
+                Ok(resp)
+                    if resp.status() == StatusCode::FORBIDDEN
+                        && self.credentials.is_ecr()
+                        && !refreshed_on_403 =>
+                {
+                    refreshed_on_403 = true;
+                    let err = RegistryError::from_response(op, resp).await;
+                    tracing::warn!(op, error = %err, "ECR refused the token, fetching a new one");
+                    refresh_basic = true;
+                    continue;
+                }
                 Ok(resp) if is_transient_status(resp.status()) => {
-                    let status = resp.status();
+                    let status = resp.status().as_u16();
                     let retry_after = retry::retry_after(resp.headers());
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let err = RegistryError::from_response(op, resp).await;
                     if !self.retry.allows_another(attempt) {
-                        return Err(RegistryError::Status {
-                            op: op.into(),
-                            url,
-                            status: status.as_u16(),
-                            body: excerpt(&body),
-                        });
+                        return Err(err);
                     }
-                    tracing::warn!(
-                        op,
-                        url,
-                        status = status.as_u16(),
-                        body = excerpt(&body),
-                        attempt,
-                        "transient registry answer, retrying"
-                    );
-                    retry_after
+                    tracing::warn!(op, error = %err, attempt, "transient registry answer, retrying");
+                    (status, retry_after)
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) if is_transient_error(&e) && self.retry.allows_another(attempt) => {
-                    tracing::warn!(op, url, error = %e, attempt, "transient registry error, retrying");
-                    None
+                    let err = RegistryError::transport(op, &url, e);
+                    tracing::warn!(op, error = %err, attempt, "transient registry error, retrying");
+                    (0, None)
                 }
-                Err(e) => {
-                    return Err(RegistryError::Transport {
-                        op: op.into(),
-                        url,
-                        source: e,
-                    });
-                }
+                Err(e) => return Err(RegistryError::transport(op, &url, e)),
             };
-            tokio::time::sleep(self.retry.delay(attempt, retry_after)).await;
+            tokio::time::sleep(self.retry.delay_after(attempt, status, retry_after)).await;
             attempt += 1;
         }
     }
+
     /// Turns a non-success answer into an error carrying its status and body.
     async fn fail(op: &str, resp: Response) -> RegistryError {
-        let url = resp.url().to_string();
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.unwrap_or_default();
-        RegistryError::Status {
-            op: op.into(),
-            url,
-            status,
-            body: excerpt(&body),
-        }
+        RegistryError::from_response(op, resp).await
     }
 
     /// A GET or HEAD of `/v2/<repo>/manifests/<reference>` accepting every manifest type:
@@ -185,25 +173,22 @@ impl RegistryClient {
         reference: &str,
     ) -> Result<Option<FetchedManifest>> {
         let op = format!("get manifest {repo}@{reference}");
-        let Some((resp, url)) = self
+        let Some((resp, _)) = self
             .manifest_request(&op, repo, reference, Method::GET)
             .await?
         else {
             return Ok(None);
         };
         let content_type = content_type(resp.headers());
-        let bytes = resp.bytes().await.map_err(|e| RegistryError::Transport {
-            op: op.clone(),
-            url: url.to_string(),
-            source: e,
-        })?;
-        let digest = sha256_digest(&bytes);
-        if reference.starts_with("sha256:") && digest != reference {
-            return Err(RegistryError::Protocol {
-                op,
-                detail: format!("manifest digest is {digest}, expected {reference}"),
-            });
-        }
+        let bytes = read_capped(&op, resp, MANIFEST_LIMIT).await?;
+        // A reference with a `:` is a digest (tags cannot hold one): check it, whatever its
+        // algorithm; the manifest's own digest is then that reference.
+        let digest = if reference.contains(':') {
+            check_digest(&op, reference, &bytes)?;
+            reference.to_string()
+        } else {
+            sha256_digest(&bytes)
+        };
         // The document's own mediaType wins over the header (some registries answer a generic type).
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -238,6 +223,25 @@ impl RegistryClient {
                 .map(String::from)
                 .unwrap_or_else(|| reference.to_string()),
         ))
+    }
+
+    /// The digest `tag` names now (`None` when there is no such tag): the `HEAD` answer's
+    /// `Docker-Content-Digest`, or the digest of the manifest itself when the registry does
+    /// not send that header.
+    pub async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<String>> {
+        let op = format!("head manifest {repo}:{tag}");
+        let Some((resp, _)) = self.manifest_request(&op, repo, tag, Method::HEAD).await? else {
+            return Ok(None);
+        };
+        let header = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        match header {
+            Some(digest) => Ok(Some(digest)),
+            None => Ok(self.get_manifest(repo, tag).await?.map(|m| m.digest)),
+        }
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>`.
@@ -284,10 +288,24 @@ impl RegistryClient {
 
     /// `GET /v2/<repo>/blobs/<digest>`: the response, body not yet read (stream it).
     pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Response> {
+        self.get_blob_from(repo, digest, 0).await
+    }
+
+    /// Like [`RegistryClient::get_blob`], asking for the bytes from `offset` on (`Range`) when
+    /// `offset` is not 0: the answer is `206` when the store honours it, `200` (the whole
+    /// blob) when it does not.
+    pub async fn get_blob_from(&self, repo: &str, digest: &str, offset: u64) -> Result<Response> {
         let op = format!("get blob {repo}@{digest}");
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
-            .send(&op, repo, Access::Pull, |c| c.get(url.clone()))
+            .send(&op, repo, Access::Pull, |c| {
+                let get = c.get(url.clone());
+                if offset == 0 {
+                    get
+                } else {
+                    get.header(header::RANGE, format!("bytes={offset}-"))
+                }
+            })
             .await?;
         if !resp.status().is_success() {
             return Err(Self::fail(&op, resp).await);
@@ -295,24 +313,24 @@ impl RegistryClient {
         Ok(resp)
     }
 
-    /// A small blob (a config), whole, digest checked.
+    /// A blob whole (at most [`BLOB_LIMIT`] bytes: for checks of what was pushed; the pipeline
+    /// streams layers), digest checked (sha256 or sha512).
     pub async fn get_blob_bytes(&self, repo: &str, digest: &str) -> Result<Bytes> {
+        self.get_blob_capped(repo, digest, BLOB_LIMIT).await
+    }
+
+    /// A blob whole, at most `limit` bytes, digest checked (sha256 or sha512).
+    async fn get_blob_capped(&self, repo: &str, digest: &str, limit: usize) -> Result<Bytes> {
         let op = format!("get blob {repo}@{digest}");
         let resp = self.get_blob(repo, digest).await?;
-        let url = resp.url().to_string();
-        let bytes = resp.bytes().await.map_err(|e| RegistryError::Transport {
-            op: op.clone(),
-            url,
-            source: e,
-        })?;
-        let actual = sha256_digest(&bytes);
-        if actual != digest {
-            return Err(RegistryError::Protocol {
-                op,
-                detail: format!("blob digest is {actual}"),
-            });
-        }
+        let bytes = read_capped(&op, resp, limit).await?;
+        check_digest(&op, digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// An image config: [`RegistryClient::get_blob_bytes`] with the configs' size limit.
+    pub async fn get_config(&self, repo: &str, digest: &str) -> Result<Bytes> {
+        self.get_blob_capped(repo, digest, CONFIG_LIMIT).await
     }
 
     /// Monolithic upload: `POST /v2/<repo>/blobs/uploads/`, then one `PUT <location>&digest=`

@@ -33,6 +33,10 @@ impl GraphSource for RepositoryGraph<'_> {
     }
 
     async fn layer(&self, digest: &str) -> Result<Vec<u8>, RegistryError> {
-        self.blob(digest).await
+        Ok(self
+            .client
+            .get_blob_bytes(self.repository, digest)
+            .await?
+            .to_vec())
     }
 }

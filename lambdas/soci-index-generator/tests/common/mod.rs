@@ -1,7 +1,7 @@
 //! Test helpers: a real registry behind a counting, fault-injecting proxy ([`Proxy`]); images
 //! from the shared generator, pushed with a direct client ([`images`]); and the checks every test
 //! runs on what the pipeline pushed ([`check`]).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod check;
 mod images;
@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 use soci_index_generator::config::{Config, RegistryTarget};
-use soci_index_generator::{Credentials, Indexer, RegistryClient, RetryPolicy};
+use soci_index_generator::{
+    Credentials, ImageRef, Indexer, Outcome, PipelineError, RegistryClient, RetryPolicy,
+};
 
 pub use check::{check_v1, check_v2};
 pub use images::{
@@ -94,6 +96,22 @@ impl Env {
 
 fn anonymous_client(addr: &str, retry: RetryPolicy) -> RegistryClient {
     RegistryClient::new(&format!("http://{addr}"), Credentials::Anonymous, retry).expect("client")
+}
+
+/// Indexes `repo@digest`, as the push event of `tag` asks, with `config`.
+pub async fn run_with(
+    env: &Env,
+    config: Config,
+    repo: &str,
+    digest: &str,
+    tag: Option<&str>,
+) -> Result<Outcome, PipelineError> {
+    let image = ImageRef {
+        repository: repo.into(),
+        digest: Some(digest.into()),
+        tag: tag.map(String::from),
+    };
+    env.indexer(config).run(&image).await
 }
 
 /// The manifest at `reference`: its bytes, its JSON and the digest the registry gave.

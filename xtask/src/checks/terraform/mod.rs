@@ -1,8 +1,9 @@
 //! `cargo xtask terraform`: proves the Terraform module in `terraform/` with Terraform itself.
 //!
 //! 1. `terraform fmt -check -recursive terraform`
-//! 2. `terraform init` + `terraform validate` of the module, `examples/basic`, `examples/complete`
-//! 3. `terraform test` (mocked AWS provider, `terraform/tests/*.tftest.hcl`)
+//! 2. `terraform init` + `terraform validate` of the module
+//! 3. `terraform test` (mocked AWS provider, `terraform/tests/*.tftest.hcl`), which also plans
+//!    `modules/copy-lambda-code` and every example from scratch
 //! 4. `checkov` over `terraform/`: no failed check (skips are inline, each with its reason)
 //! 5. `examples/basic` against a moto server of our own: apply, plan again (must be empty,
 //!    `-detailed-exitcode` 0), read everything back through the AWS API (boto3), destroy, check
@@ -188,24 +189,18 @@ impl Harness {
         )?;
         report.push("fmt: clean".to_string());
 
-        for dir in [
-            ".",
-            "modules/copy-lambda-code",
-            "examples/basic",
-            "examples/complete",
-            "examples/copy-lambda-code",
-        ] {
-            step(&format!("terraform init + validate: {dir}"));
-            let chdir = self.work.join(dir);
-            self.terraform
-                .run_quiet(&chdir, &["init", "-backend=false", "-no-color"])
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("terraform init failed in terraform/{dir}"))?;
-            self.terraform(&chdir, &["validate", "-no-color"])
-                .with_context(|| format!("terraform validate failed in terraform/{dir}"))?;
-        }
+        // The submodule and the examples are validated by `terraform test`, which plans each of
+        // them from scratch (tests/examples.tftest.hcl, tests/copy_lambda_code.tftest.hcl): a
+        // plan validates everything `terraform validate` does, and more.
+        step("terraform init + validate: the module");
+        self.terraform
+            .run_quiet(&self.work, &["init", "-backend=false", "-no-color"])
+            .map_err(anyhow::Error::from)
+            .context("terraform init failed in terraform/")?;
+        self.terraform(&self.work, &["validate", "-no-color"])
+            .context("terraform validate failed in terraform/")?;
         report.push(
-            "init + validate: module, modules/copy-lambda-code, examples basic, complete, copy-lambda-code"
+            "init + validate: the module (submodule and examples: planned by terraform test)"
                 .to_string(),
         );
 
@@ -366,12 +361,23 @@ impl Harness {
         let mut report = vec![format!(
             "examples/basic on moto: apply ok, plan after apply empty (exit 0), API checks ok, destroy ok; assets: {origin}"
         )];
-        report.push(if source == AssetSource::Stub {
-            "copy-lambda-code on moto: NOT RUN (--assets stub: it needs `cargo xtask publish --release`)".to_string()
-        } else {
-            self.copy_lambda_code(&moto, python)?
+        // Independent (own buckets, own resource prefixes): the migration runs on its own thread.
+        let (terraform, temp, work) = (&self.terraform, &self.temp, &self.work);
+        let (copied, migrated) = std::thread::scope(|scope| {
+            let migration =
+                scope.spawn(|| scenarios::migration(terraform, temp, work, &moto, &assets));
+            let copied = if source == AssetSource::Stub {
+                Ok("copy-lambda-code on moto: NOT RUN (--assets stub: it needs `cargo xtask publish --release`)".to_string())
+            } else {
+                self.copy_lambda_code(&moto, python)
+            };
+            let migrated = migration
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the migration scenario panicked")));
+            (copied, migrated)
         });
-        report.push(self.migration(&moto, &assets)?);
+        report.push(copied?);
+        report.push(migrated?);
         drop(moto);
         Ok(report.join("\n  "))
     }
@@ -473,16 +479,15 @@ fn stub_assets(sh: &Shell, python: &Path, script: &Path, moto: &Moto) -> anyhow:
     Ok(serde_json::from_str(&out)?)
 }
 
-/// `cargo xtask publish --bucket B --endpoint-url E --json [extra]` (a separate process, so this
-/// works with whatever publish's own arguments struct looks like). Its build output streams to
-/// stderr.
+/// `xtask publish --bucket B --endpoint-url E --json [extra]`, run as a separate process of this
+/// very binary (no second `cargo` run that could wait on the build lock or rebuild), so this works
+/// with whatever publish's own arguments struct looks like. Its build output streams to stderr.
 fn publish(root: &Path, moto: &Moto, bucket: &str, extra: &[&str]) -> anyhow::Result<Assets> {
-    step(&format!("cargo xtask publish --json {}", extra.join(" ")));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let output = Command::new(cargo)
+    step(&format!("xtask publish --json {}", extra.join(" ")));
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+    let output = Command::new(xtask)
         .current_dir(root)
         .args([
-            "xtask",
             "publish",
             "--bucket",
             bucket,
@@ -495,7 +500,7 @@ fn publish(root: &Path, moto: &Moto, bucket: &str, extra: &[&str]) -> anyhow::Re
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo xtask publish")?;
+        .context("running xtask publish")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("`cargo xtask publish` exited with {}", output.status);

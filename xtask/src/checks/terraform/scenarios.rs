@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use test_support::Moto;
-use test_support::terraform::provider_override;
+use test_support::terraform::{Terraform, provider_override};
 use xshell::cmd;
 
 use super::moto::Assets;
@@ -128,55 +128,48 @@ impl Harness {
         release_version_default(&text)
             .context("modules/copy-lambda-code/variables.tf has no release_version default")
     }
+}
 
-    /// The port's configuration applied, the module switched to ours, planned: nothing kept is
-    /// destroyed.
-    pub(super) fn migration(&self, moto: &Moto, assets: &Assets) -> anyhow::Result<String> {
-        step("migration: apply the Terraform port's resources (its addresses and names)");
-        let dir = self.temp.join("migration");
-        std::fs::create_dir_all(dir.join("port"))?;
-        std::fs::write(dir.join("port/main.tf"), PORT_MAIN_TF)?;
+/// The port's configuration applied, the module switched to `work` (the copy of terraform/),
+/// planned: nothing kept is destroyed. Free of the harness's shell, so it can run on its own
+/// thread next to the copy-lambda-code scenario; its Terraform output is captured (printed on
+/// failure), so the two do not interleave.
+pub(super) fn migration(
+    terraform: &Terraform,
+    temp: &Path,
+    work: &Path,
+    moto: &Moto,
+    assets: &Assets,
+) -> anyhow::Result<String> {
+    step("migration: apply the Terraform port's resources (its addresses and names)");
+    let dir = temp.join("migration");
+    std::fs::create_dir_all(dir.join("port"))?;
+    std::fs::write(dir.join("port/main.tf"), PORT_MAIN_TF)?;
+    std::fs::write(
+        dir.join("moto_override.tf"),
+        provider_override(&moto.endpoint),
+    )?;
+    let write_root = |source: &str| {
         std::fs::write(
-            dir.join("moto_override.tf"),
-            provider_override(&moto.endpoint),
-        )?;
-        let write_root = |source: &str| {
-            std::fs::write(
-                dir.join("main.tf"),
-                migration_root(source, assets, Moto::REGION),
-            )
-        };
-        write_root("./port")?;
-        self.terraform
-            .run_quiet(&dir, &["init", "-no-color"])
-            .map_err(anyhow::Error::from)?;
-        self.terraform
-            .run_quiet(&dir, &["apply", "-auto-approve", "-no-color"])
-            .map_err(anyhow::Error::from)
-            .context("terraform apply of the port's configuration failed")?;
+            dir.join("main.tf"),
+            migration_root(source, assets, Moto::REGION),
+        )
+    };
+    let run = |args: &[&str]| terraform.run_quiet(&dir, args).map_err(anyhow::Error::from);
+    write_root("./port")?;
+    run(&["init", "-no-color"])?;
+    run(&["apply", "-auto-approve", "-no-color"])
+        .context("terraform apply of the port's configuration failed")?;
 
-        step("migration: switch source to terraform/ and plan");
-        let relative = pathdiff(&self.work, &dir);
-        write_root(&relative)?;
-        self.terraform
-            .run_quiet(&dir, &["init", "-no-color"])
-            .map_err(anyhow::Error::from)?;
-        let plan = dir.join("switch.tfplan");
-        let out = format!("-out={}", plan.display());
-        self.terraform
-            .run_quiet(&dir, &["plan", "-no-color", &out])
-            .map_err(anyhow::Error::from)?;
-        let json = self
-            .terraform
-            .run_quiet(
-                &dir,
-                &["show", "-json", "-no-color", &plan.display().to_string()],
-            )
-            .map_err(anyhow::Error::from)?;
-        let summary = check_switch_plan(&serde_json::from_str(&json)?)?;
-        println!("{summary}");
-        Ok(format!("migration from the port on moto: {summary}"))
-    }
+    step("migration: switch source to terraform/ and plan");
+    write_root(&pathdiff(work, &dir))?;
+    run(&["init", "-no-color"])?;
+    let plan = dir.join("switch.tfplan");
+    run(&["plan", "-no-color", &format!("-out={}", plan.display())])?;
+    let json = run(&["show", "-json", "-no-color", &plan.display().to_string()])?;
+    let summary = check_switch_plan(&serde_json::from_str(&json)?)?;
+    println!("migration: {summary}");
+    Ok(format!("migration from the port on moto: {summary}"))
 }
 
 /// The root configuration of the migration scenario: one module block, as a port user has it.
@@ -190,7 +183,7 @@ fn migration_root(source: &str, assets: &Assets, region: &str) -> String {
            soci_index_generator_lambda_asset_path = \"{}\"\n  \
            region                                 = \"{region}\"\n  \
            account_id                             = \"{}\"\n  \
-           resource_prefix                        = \"my-soci-indexer\"\n  \
+           resource_prefix                        = \"port-soci-indexer\"\n  \
            soci_repository_image_tag_filters      = [\"repo1:tag1\", \"repo2:*\"]\n\
          }}\n",
         assets.deployment_assets_bucket,
