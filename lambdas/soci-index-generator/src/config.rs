@@ -13,6 +13,7 @@
 //! | `platforms` | all | comma-separated `os/arch[/variant]` to index |
 //! | `index_tag_suffix` | `-soci` | V2 tag suffix; tags already ending in it are skipped |
 //! | `build_tool_identifier` | `soci-lambda v<version>` | written into every zTOC and index |
+//! | `memory_budget_mib` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 2048 | memory the zTOC budget is derived from |
 
 use std::fmt;
 
@@ -128,7 +129,16 @@ pub struct Config {
     /// to be downloaded and indexed; past that the run fails naming the layer.
     pub layer_deadline_base: std::time::Duration,
     pub layer_min_bytes_per_second: u64,
+    /// What one layer's zTOC may hold (TOC bytes, entries, checkpoint bytes): a layer over it
+    /// is left out as unindexable instead of exhausting the function's memory. Derived from
+    /// `memory_budget_mib`, else the Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
+    pub memory_budget: soci_core::MemoryBudget,
 }
+
+/// Overrides the memory (MiB) the zTOC budget is derived from.
+pub const ENV_MEMORY_BUDGET_MIB: &str = "memory_budget_mib";
+/// The function's memory size in MiB, which Lambda sets.
+pub const ENV_LAMBDA_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
 /// The identifier written by default: our name and version (the CLI's `ztoc build` uses it too).
 pub const DEFAULT_BUILD_TOOL: &str = concat!("soci-lambda v", env!("CARGO_PKG_VERSION"));
@@ -162,6 +172,7 @@ impl Default for Config {
             retry_base_delay: std::time::Duration::from_millis(200),
             layer_deadline_base: std::time::Duration::from_secs(60),
             layer_min_bytes_per_second: DEFAULT_LAYER_MIN_BYTES_PER_SECOND,
+            memory_budget: soci_core::MemoryBudget::default(),
         }
     }
 }
@@ -251,6 +262,14 @@ impl Config {
         if let Some(tool) = get("build_tool_identifier") {
             config.build_tool = tool;
         }
+        // An explicit budget wins; else the memory Lambda gives the function.
+        let memory_mib = match number(ENV_MEMORY_BUDGET_MIB, 64)? {
+            Some(mib) => Some(mib),
+            None => number(ENV_LAMBDA_MEMORY_SIZE, 1)?,
+        };
+        if let Some(mib) = memory_mib {
+            config.memory_budget = soci_core::MemoryBudget::for_memory_mib(mib);
+        }
         Ok(config)
     }
 
@@ -331,6 +350,23 @@ mod tests {
         assert!(from(&[("min_layer_size", "ten")]).is_err());
         assert!(from(&[("platforms", "linux")]).is_err());
         assert!(from(&[("SOCI_REGISTRY_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn the_ztoc_budget_follows_the_function_memory() {
+        use soci_core::MemoryBudget;
+        assert_eq!(from(&[]).unwrap().memory_budget, MemoryBudget::default());
+        let lambda = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]).unwrap();
+        assert_eq!(lambda.memory_budget, MemoryBudget::for_memory_mib(512));
+        assert!(lambda.memory_budget.max_toc_bytes < MemoryBudget::default().max_toc_bytes);
+        let explicit = from(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
+            ("memory_budget_mib", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(explicit.memory_budget, MemoryBudget::for_memory_mib(4096));
+        let err = from(&[("memory_budget_mib", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("memory_budget_mib"), "{err}");
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub mod pipeline;
 pub mod registry;
 
 pub use config::{Config, IndexVersion};
-pub use pipeline::{ImageRef, Indexer, IndexingOutcome, Outcome, PipelineError};
+pub use pipeline::{ImageRef, Indexer, IndexingOutcome, PipelineError};
 pub use registry::{Credentials, RegistryClient, RetryPolicy};
 pub use soci_lambda_contract::event::{EcrImageAction, EcrImageActionEvent};
 

@@ -13,14 +13,14 @@ use common::*;
 use sha2::Digest as _;
 use soci_index_generator::registry::auth::{EcrCredentials, EcrToken};
 use soci_index_generator::{
-    Credentials, ImageRef, Indexer, Outcome, PipelineError, RegistryClient, RetryPolicy,
+    Credentials, ImageRef, Indexer, IndexingOutcome, PipelineError, RegistryClient, RetryPolicy,
     error_chain,
 };
 use test_support::faults::{Fault, RetryAfter, Rule, SIGNED_PREFIX, SIGNED_SECRET, Seen};
 use test_support::image::Pushed;
 
 /// Indexes `repo@digest` pushed as `v1`, giving up (test failure) after a minute.
-async fn run_v1(env: &Env, repo: &str, digest: &str) -> Result<Outcome, PipelineError> {
+async fn run_v1(env: &Env, repo: &str, digest: &str) -> Result<IndexingOutcome, PipelineError> {
     let run = run_with(env, env.config(), repo, digest, Some("v1"));
     tokio::time::timeout(Duration::from_secs(60), run)
         .await
@@ -79,7 +79,7 @@ async fn push_raw_image(
     put_manifest(env, repo, Some(tag), OCI_MANIFEST, bytes).await
 }
 
-fn assert_indexed(o: &Result<Outcome, PipelineError>) {
+fn assert_indexed(o: &Result<IndexingOutcome, PipelineError>) {
     match o {
         Ok(o) => assert_eq!(o.status(), "indexed", "{o:?}"),
         Err(e) => panic!("run failed: {}", error_chain(e)),
@@ -90,7 +90,7 @@ fn assert_indexed(o: &Result<Outcome, PipelineError>) {
 async fn assert_failed_untagged(
     env: &Env,
     repo: &str,
-    o: &Result<Outcome, PipelineError>,
+    o: &Result<IndexingOutcome, PipelineError>,
 ) -> String {
     let message = match o {
         Ok(o) => panic!("expected a failure, got {o:?}"),

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use soci_index_generator::{IndexVersion, Outcome, PipelineError};
+use soci_index_generator::{IndexVersion, IndexingOutcome, PipelineError};
 use test_support::image::Pushed;
 
 /// Indexes with the tests' configuration.
@@ -14,7 +14,7 @@ async fn run(
     repo: &str,
     digest: &str,
     tag: Option<&str>,
-) -> Result<Outcome, PipelineError> {
+) -> Result<IndexingOutcome, PipelineError> {
     run_with(env, env.config(), repo, digest, tag).await
 }
 
@@ -23,7 +23,7 @@ async fn push_v1(env: &Env, repo: &str, layers: &[LayerBlob]) -> Pushed {
     push_image(env, repo, Some("v1"), layers, "amd64", false).await
 }
 
-fn status(o: &Outcome) -> &'static str {
+fn status(o: &IndexingOutcome) -> &'static str {
     o.status()
 }
 
@@ -59,7 +59,7 @@ async fn single_platform_image_mixed_layers() {
     assert_eq!(t, vec!["v1", "v1-soci"]);
 
     // Push order: zTOCs, config, SOCI index, manifest, index, tag last.
-    if let Outcome::Indexed { pushed, .. } = &outcome {
+    if let IndexingOutcome::Indexed { pushed, .. } = &outcome {
         let kinds: Vec<&str> = pushed.iter().map(|p| p.kind.as_str()).collect();
         assert_eq!(
             kinds,
@@ -329,7 +329,7 @@ async fn v1_index_with_subject_untagged() {
     let o = run_with(&env, config.clone(), repo, &pushed.digest, Some("v1"))
         .await
         .expect("indexing succeeds");
-    let Outcome::Indexed {
+    let IndexingOutcome::Indexed {
         index_digest,
         index_tag,
         ..

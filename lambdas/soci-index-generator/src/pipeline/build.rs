@@ -114,6 +114,7 @@ async fn build_and_push(
 ) -> Result<std::result::Result<BuiltLayer, String>> {
     let options = LayerOptions {
         span_size: config.span_size,
+        budget: config.memory_budget,
         build_tool: &config.build_tool,
         retry: RetryPolicy {
             attempts: config.retry_attempts,

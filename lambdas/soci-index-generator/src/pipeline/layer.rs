@@ -144,6 +144,7 @@ pub async fn build_layer(
 /// What [`build_layer`] needs besides the layer.
 pub struct LayerOptions<'a> {
     pub span_size: u64,
+    pub budget: soci_core::MemoryBudget,
     pub build_tool: &'a str,
     pub retry: RetryPolicy,
     pub deadline_base: Duration,
@@ -213,8 +214,7 @@ async fn build_once(
         build_tool: options.build_tool.to_string(),
         compression: layer.compression,
         expected_digest,
-        // The default (a 2 GiB process) until the budget is derived from the Lambda's memory.
-        budget: soci_core::MemoryBudget::default(),
+        budget: options.budget,
     };
     let reader = ChannelReader {
         rx,

@@ -37,9 +37,6 @@ use self::pusher::Pusher;
 use crate::config::Config;
 use crate::registry::{RegistryClient, RegistryError};
 
-/// The former name of [`IndexingOutcome`], kept for callers outside this crate.
-pub use self::outcome::IndexingOutcome as Outcome;
-
 /// The image to index.
 #[derive(Clone, Debug)]
 pub struct ImageRef {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use soci_index_generator::config::{Config, RegistryTarget};
 use soci_index_generator::{
-    Credentials, ImageRef, Indexer, Outcome, PipelineError, RegistryClient, RetryPolicy,
+    Credentials, ImageRef, Indexer, IndexingOutcome, PipelineError, RegistryClient, RetryPolicy,
 };
 
 pub use check::{check_v1, check_v2};
@@ -105,7 +105,7 @@ pub async fn run_with(
     repo: &str,
     digest: &str,
     tag: Option<&str>,
-) -> Result<Outcome, PipelineError> {
+) -> Result<IndexingOutcome, PipelineError> {
     let image = ImageRef {
         repository: repo.into(),
         digest: Some(digest.into()),
