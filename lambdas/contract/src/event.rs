@@ -178,6 +178,38 @@ pub fn parse_and_validate(value: &serde_json::Value) -> Result<EcrImageActionEve
 }
 
 impl EcrImageActionEvent {
+    /// The event ECR sends for a successful push of `tag` (`None`: an untagged push) at `digest`
+    /// in `account`'s `region`; `id` and `time` are left for the caller.
+    pub fn push(
+        account: &str,
+        region: &str,
+        repository: &str,
+        digest: &str,
+        tag: Option<&str>,
+    ) -> Self {
+        Self {
+            version: "0".into(),
+            id: String::new(),
+            detail_type: "ECR Image Action".into(),
+            source: "aws.ecr".into(),
+            account: account.into(),
+            time: String::new(),
+            region: region.into(),
+            resources: vec![format!(
+                "arn:aws:ecr:{region}:{account}:repository/{repository}"
+            )],
+            detail: EcrImageAction {
+                result: "SUCCESS".into(),
+                repository_name: repository.into(),
+                image_digest: digest.into(),
+                action_type: "PUSH".into(),
+                image_tag: tag.map(Into::into),
+                manifest_media_type: None,
+                artifact_media_type: None,
+            },
+        }
+    }
+
     /// Checks that this is a successful push with a well-formed repository, digest and tag.
     pub fn validate(&self) -> Result<(), InvalidEvent> {
         if self.source != "aws.ecr" {

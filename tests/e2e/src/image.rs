@@ -3,6 +3,7 @@
 //! right `diff_ids`, one OCI image manifest per platform and an OCI index over them.
 
 use soci_index_generator::RegistryClient;
+use soci_lambda_contract::event::EcrImageActionEvent;
 use test_support::image::{Entry, Layer, content, gzip_tar_layer};
 pub use test_support::image::{Image, PlatformImage};
 
@@ -83,24 +84,16 @@ pub fn push_event(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    serde_json::json!({
-        "version": "0",
-        "id": format!("e2e00000-0000-4000-8000-{:012x}", now ^ (digest.len() as u64) ^ u64::from(std::process::id())),
-        "detail-type": "ECR Image Action",
-        "source": "aws.ecr",
-        "account": account,
-        "time": rfc3339(now),
-        "region": region,
-        "resources": [format!("arn:aws:ecr:{region}:{account}:repository/{repository}")],
-        "detail": {
-            "result": "SUCCESS",
-            "repository-name": repository,
-            "image-digest": digest,
-            "action-type": "PUSH",
-            "image-tag": tag,
-            "manifest-media-type": media_type,
-        }
-    })
+    let mut event = EcrImageActionEvent {
+        id: format!(
+            "e2e00000-0000-4000-8000-{:012x}",
+            now ^ (digest.len() as u64) ^ u64::from(std::process::id())
+        ),
+        time: rfc3339(now),
+        ..EcrImageActionEvent::push(account, region, repository, digest, Some(tag))
+    };
+    event.detail.manifest_media_type = Some(media_type.into());
+    serde_json::to_value(event).unwrap_or_default()
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, as EventBridge writes event times.

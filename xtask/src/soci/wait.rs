@@ -12,7 +12,7 @@ use aws_sdk_lambda::types::InvocationType;
 use soci_core::inspect::{Root, inspect};
 use soci_index_generator::RegistryClient;
 use soci_index_generator::registry::RepositoryGraph;
-use soci_lambda_contract::event::{EcrImageAction, EcrImageActionEvent};
+use soci_lambda_contract::event::EcrImageActionEvent;
 
 use super::index::{Args, Prepared};
 
@@ -61,7 +61,7 @@ fn account_and_region(host: &str, wait: &WaitArgs) -> (Option<String>, Option<St
     (account, region)
 }
 
-/// The event ECR sends for a successful push of `tag` at `digest`.
+/// The event ECR sends for a successful push of `tag` at `digest`, stamped now.
 fn push_event(
     account: &str,
     region: &str,
@@ -73,27 +73,11 @@ fn push_event(
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     EcrImageActionEvent {
-        version: "0".into(),
         id: format!("xtask-index-wait-{}", now.as_nanos()),
-        detail_type: "ECR Image Action".into(),
-        source: "aws.ecr".into(),
-        account: account.into(),
         time: soci_core::tar::GoTime::unix(i64::try_from(now.as_secs()).unwrap_or(i64::MAX), 0)
             .to_rfc3339_utc()
             .unwrap_or_default(),
-        region: region.into(),
-        resources: vec![format!(
-            "arn:aws:ecr:{region}:{account}:repository/{repository}"
-        )],
-        detail: EcrImageAction {
-            result: "SUCCESS".into(),
-            repository_name: repository.into(),
-            image_digest: digest.into(),
-            action_type: "PUSH".into(),
-            image_tag: Some(tag.into()),
-            manifest_media_type: None,
-            artifact_media_type: None,
-        },
+        ..EcrImageActionEvent::push(account, region, repository, digest, Some(tag))
     }
 }
 

@@ -64,6 +64,9 @@ struct Harness {
     temp: PathBuf,
     terraform: Terraform,
     tools: Tools,
+    /// A snapshot of this xtask binary, which runs `publish`: the shared target directory may
+    /// rebuild (replace) the original while the harness runs.
+    xtask: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -87,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test_support::terraform::PROVIDER_MIRROR
         );
     }
+    let xtask = snapshot_xtask(temp.path())?;
     let harness = Harness {
         sh,
         root,
@@ -94,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         temp: temp.path().to_path_buf(),
         terraform,
         tools,
+        xtask,
     };
 
     step("start");
@@ -118,6 +123,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  kept {}", temp.path().display());
     }
     Ok(())
+}
+
+/// Links (or copies) the running xtask binary into `dir`.
+fn snapshot_xtask(dir: &Path) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let snapshot = dir.join("xtask");
+    if std::fs::hard_link(&exe, &snapshot).is_err() {
+        std::fs::copy(&exe, &snapshot)
+            .with_context(|| format!("copying {} to {}", exe.display(), snapshot.display()))?;
+    }
+    Ok(snapshot)
 }
 
 fn step(what: &str) {
@@ -394,10 +410,11 @@ impl Harness {
         Ok(match source {
             AssetSource::Stub => (stub()?, "stub zips (--assets stub)".to_string()),
             AssetSource::Publish => (
-                publish(&self.root, moto, ASSETS_BUCKET, &[])?,
+                publish((&self.xtask, &self.root), moto, ASSETS_BUCKET, &[])?,
                 "cargo xtask publish".to_string(),
             ),
-            AssetSource::Auto => match publish(&self.root, moto, ASSETS_BUCKET, &[]) {
+            AssetSource::Auto => match publish((&self.xtask, &self.root), moto, ASSETS_BUCKET, &[])
+            {
                 Ok(assets) => (assets, "cargo xtask publish".to_string()),
                 Err(err) => {
                     eprintln!(
@@ -480,11 +497,16 @@ fn stub_assets(sh: &Shell, python: &Path, script: &Path, moto: &Moto) -> anyhow:
 }
 
 /// `xtask publish --bucket B --endpoint-url E --json [extra]`, run as a separate process of this
-/// very binary (no second `cargo` run that could wait on the build lock or rebuild), so this works
-/// with whatever publish's own arguments struct looks like. Its build output streams to stderr.
-fn publish(root: &Path, moto: &Moto, bucket: &str, extra: &[&str]) -> anyhow::Result<Assets> {
+/// very binary (its snapshot: no second `cargo` run that could wait on the build lock or
+/// rebuild), so this works with whatever publish's own arguments struct looks like. Its build
+/// output streams to stderr.
+fn publish(
+    (xtask, root): (&Path, &Path),
+    moto: &Moto,
+    bucket: &str,
+    extra: &[&str],
+) -> anyhow::Result<Assets> {
     step(&format!("xtask publish --json {}", extra.join(" ")));
-    let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let output = Command::new(xtask)
         .current_dir(root)
         .args([

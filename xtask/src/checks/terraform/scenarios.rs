@@ -81,7 +81,7 @@ impl Harness {
             .run()?;
         }
         super::publish(
-            &self.root,
+            (&self.xtask, &self.root),
             moto,
             &release_bucket,
             &["--release", &version, "--arch", "x86-64"],
