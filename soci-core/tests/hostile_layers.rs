@@ -4,6 +4,7 @@
 //! limit, never a panic or an OOM, and the peak stays within 1.5x the zTOC plus a constant.
 
 #[path = "hostile/layers.rs"]
+#[allow(dead_code)]
 mod layers;
 
 use std::io::{BufReader, Read};
@@ -285,4 +286,45 @@ fn gnu_sparse_map_stops_at_1_mib_like_go() {
         "peak RSS {}",
         outcome.peak_rss
     );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn options_expecting(digest: &str) -> BuildOptions {
+    BuildOptions {
+        span_size: soci_core::DEFAULT_SPAN_SIZE,
+        build_tool: "hostile".into(),
+        compression: Compression::Gzip,
+        expected_digest: Some(digest.to_string()),
+        budget: MemoryBudget::for_memory_mib(1024),
+    }
+}
+
+#[test]
+fn a_layer_refused_part_way_is_checked_against_its_digest_first() {
+    let layer = layers::trailing_gzip_bomb(1);
+    let right = options_expecting(&sha256(&layer));
+    let err = build_ztoc(&layer[..], &right).unwrap_err();
+    assert!(matches!(err, Error::Unindexable(_)), "{err}");
+    // The same refusal on bytes that are not the expected ones is a download failure.
+    let wrong = options_expecting(&sha256(b"another layer"));
+    let err = build_ztoc(&layer[..], &wrong).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_corrupted_download_is_a_digest_mismatch_not_a_rejected_layer() {
+    let layer = layers::plain_layer(2, 50_000);
+    let options = options_expecting(&sha256(&layer));
+    let mut flipped = layer.clone();
+    flipped[layer.len() / 2] ^= 0x40;
+    let err = build_ztoc(&flipped[..], &options).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    let truncated = &layer[..layer.len() / 2];
+    let err = build_ztoc(truncated, &options).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    build_ztoc(&layer[..], &options).unwrap();
 }

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use soci_core::ztoc::{TarZinfo, Ztoc};
 use soci_core::zran::CheckpointBlob;
+use soci_core::ztoc::{TarZinfo, Ztoc};
 use soci_core::{extract_file, verify};
 use soci_fuzz::{GZIP, TAR};
 
@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = TarZinfo::from_bytes(&decoded.checkpoints);
         // What the reader decodes, the writer writes back (if it fits).
         if let Ok(bytes) = decoded.to_bytes() {
-            assert_eq!(Ztoc::from_bytes(&bytes).expect("our own bytes decode"), decoded);
+            assert_eq!(
+                Ztoc::from_bytes(&bytes).expect("our own bytes decode"),
+                decoded
+            );
         }
     }
     let _ = verify(ztoc, layer).expect("an in-memory layer reads");
