@@ -37,7 +37,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
-    let xtask = std::env::current_exe()?;
+    // Not `current_exe()`: `cargo test --workspace` may rebuild this very binary (the workspace's
+    // unified features differ from `cargo run -p xtask`'s) and replace the file under us, after
+    // which that path names a deleted file. /proc/self/exe still opens the image that runs.
+    let xtask = std::path::PathBuf::from("/proc/self/exe");
     let mut failed = Vec::new();
     let mut timings = Vec::new();
     let mut step = |name: &str, result: xshell::Result<()>, started: Instant| {
