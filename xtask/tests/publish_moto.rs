@@ -104,8 +104,7 @@ async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_uploads_once_and_prints_module_inputs() {
-    let moto =
-        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
     let client = s3(&moto.endpoint).await;
     client
         .create_bucket()
@@ -260,8 +259,7 @@ async fn one_architecture_in_hcl_under_a_prefix(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_errors_are_one_clear_line() {
-    let moto =
-        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
     let dir = tempfile::tempdir().unwrap();
     fake_package(dir.path());
     let dir_arg = dir.path().to_str().unwrap();
@@ -375,8 +373,7 @@ async fn object_bytes(client: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
 /// replaced, not skipped: publish compares SHA-256, not sizes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_replaces_same_size_object_with_other_bytes() {
-    let moto =
-        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
     let client = s3(&moto.endpoint).await;
     client
         .create_bucket()
@@ -431,8 +428,7 @@ async fn publish_replaces_same_size_object_with_other_bytes() {
 /// `--release`: versioned keys and a manifest with the hashes, immutable once published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_release_layout() {
-    let moto =
-        Moto::start().expect("moto_server (pip install 'moto[server]', or `cargo xtask setup`)");
+    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
     let client = s3(&moto.endpoint).await;
     client
         .create_bucket()

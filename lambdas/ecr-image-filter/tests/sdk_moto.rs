@@ -44,7 +44,8 @@ fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
 }
 
 async fn moto_with_generator() -> (Moto, aws_sdk_lambda::Client) {
-    let moto = Moto::start().expect("start moto_server (install: pip install 'moto[server]')");
+    let moto =
+        Moto::start().expect("start moto_server (run `cargo xtask setup`: the project's venv)");
     let (status, body) = post(
         &moto.endpoint,
         "/moto-api/config",

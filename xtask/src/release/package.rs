@@ -289,7 +289,7 @@ fn check_tools(arch: Arch) -> anyhow::Result<()> {
     let zigbuild = Command::new(cargo()).args(["zigbuild", "--help"]).output();
     if !zigbuild.is_ok_and(|o| o.status.success()) {
         bail!(
-            "`cargo zigbuild` is not available: run `cargo xtask setup` (or `pip install ziglang cargo-zigbuild`)"
+            "`cargo zigbuild` is not available: run `cargo xtask setup` (installs zig and cargo-zigbuild into the project's venv)"
         );
     }
     if let Ok(output) = Command::new("rustup")

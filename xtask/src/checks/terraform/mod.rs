@@ -161,17 +161,23 @@ impl Tools {
             );
         }
         println!("terraform {version}: {}", terraform.binary().display());
-        let checkov = find_binary("checkov", "pip install checkov")?;
+        let checkov = find_binary(
+            "checkov",
+            "run `cargo xtask setup` (installs it into the project's venv)",
+        )?;
         let python = if apply {
-            find_binary("moto_server", "pip install 'moto[server]'")?;
+            find_binary(
+                "moto_server",
+                "run `cargo xtask setup` (installs it into the project's venv)",
+            )?;
             let python = find_binary(
                 "python3",
-                "install Python 3 and `pip install 'moto[server]'` (brings boto3)",
+                "install Python 3, then run `cargo xtask setup` (moto brings boto3 into the project's venv)",
             )?;
             cmd!(sh, "{python} -c 'import boto3'")
                 .quiet()
                 .run()
-                .context("python3 cannot import boto3: pip install 'moto[server]' (or boto3)")?;
+                .context("python3 cannot import boto3: run `cargo xtask setup` (the project's venv has it)")?;
             Some(python)
         } else {
             None
