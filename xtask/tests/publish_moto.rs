@@ -425,6 +425,35 @@ async fn publish_replaces_same_size_object_with_other_bytes() {
     }
 }
 
+/// Replaces the local x86_64 filter zip (and its manifest entry) with other bytes, as a rebuild
+/// from other sources would.
+fn rebuild_filter_x86_64(dir: &Path) {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("bootstrap", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer.write_all(b"#!/bin/sh\necho rebuilt\n").unwrap();
+    let rebuilt = writer.finish().unwrap().into_inner();
+    let mut local_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for entry in local_manifest["artifacts"].as_array_mut().unwrap() {
+        if entry["function"] == "ecr-image-filter" && entry["architecture"] == "x86_64" {
+            let digest = Sha256::digest(&rebuilt);
+            entry["size"] = rebuilt.len().into();
+            entry["sha256"] = hex::encode(digest).into();
+            entry["sha256_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(digest)
+                .into();
+        }
+    }
+    std::fs::write(dir.join("ecr-image-filter-x86_64.zip"), &rebuilt).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&local_manifest).unwrap(),
+    )
+    .unwrap();
+}
+
 /// `--release`: versioned keys and a manifest with the hashes, immutable once published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_release_layout() {
@@ -491,30 +520,7 @@ async fn publish_release_layout() {
     assert_eq!(head.content_type(), Some("application/json"));
 
     // Other bytes under a released version: refused, the release is left as it was.
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    writer
-        .start_file("bootstrap", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    writer.write_all(b"#!/bin/sh\necho rebuilt\n").unwrap();
-    let rebuilt = writer.finish().unwrap().into_inner();
-    let mut local_manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
-    for entry in local_manifest["artifacts"].as_array_mut().unwrap() {
-        if entry["function"] == "ecr-image-filter" && entry["architecture"] == "x86_64" {
-            let digest = Sha256::digest(&rebuilt);
-            entry["size"] = rebuilt.len().into();
-            entry["sha256"] = hex::encode(digest).into();
-            entry["sha256_base64"] = base64::engine::general_purpose::STANDARD
-                .encode(digest)
-                .into();
-        }
-    }
-    std::fs::write(dir.path().join("ecr-image-filter-x86_64.zip"), &rebuilt).unwrap();
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_vec(&local_manifest).unwrap(),
-    )
-    .unwrap();
+    rebuild_filter_x86_64(dir.path());
     let args = publish_args(
         &moto.endpoint,
         dir_arg,
