@@ -10,6 +10,7 @@ mod release;
 mod soci;
 
 use clap::{Parser, Subcommand};
+pub use xtask::workspace::project_root;
 
 #[derive(Parser)]
 #[command(
@@ -82,12 +83,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The workspace root (xtask's parent directory).
-pub fn project_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| std::path::PathBuf::from("."))
 }

@@ -98,57 +98,14 @@ impl Manifest {
     }
 }
 
-/// What `cargo metadata` says about the workspace.
-#[derive(Debug, Clone)]
-pub struct Workspace {
-    pub root: PathBuf,
-    pub target_dir: PathBuf,
-    pub packages: Vec<String>,
-}
+pub use xtask::workspace::Workspace;
 
-impl Workspace {
-    pub fn load() -> anyhow::Result<Self> {
-        #[derive(Deserialize)]
-        struct Metadata {
-            workspace_root: PathBuf,
-            target_directory: PathBuf,
-            packages: Vec<Package>,
-        }
-        #[derive(Deserialize)]
-        struct Package {
-            name: String,
-        }
-        let output = Command::new(cargo())
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(crate::project_root())
-            .output()
-            .context("running `cargo metadata`")?;
-        ensure!(
-            output.status.success(),
-            "`cargo metadata` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        let metadata: Metadata =
-            serde_json::from_slice(&output.stdout).context("parsing `cargo metadata` output")?;
-        Ok(Self {
-            root: metadata.workspace_root,
-            target_dir: metadata.target_directory,
-            packages: metadata.packages.into_iter().map(|p| p.name).collect(),
-        })
-    }
-
-    /// `<target dir>/lambda`.
-    pub fn default_out_dir(&self) -> PathBuf {
-        self.target_dir.join("lambda")
-    }
-
-    /// The Lambda packages present in the workspace.
-    pub fn functions(&self) -> Vec<&'static str> {
-        FUNCTIONS
-            .into_iter()
-            .filter(|f| self.packages.iter().any(|p| p == f))
-            .collect()
-    }
+/// The Lambda packages present in the workspace.
+pub fn functions(workspace: &Workspace) -> Vec<&'static str> {
+    FUNCTIONS
+        .into_iter()
+        .filter(|f| workspace.packages.iter().any(|p| p == f))
+        .collect()
 }
 
 fn cargo() -> std::ffi::OsString {
@@ -174,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Builds, checks and zips; returns the artifacts built by this run.
 pub fn package(args: &Args) -> anyhow::Result<Vec<Artifact>> {
     let workspace = Workspace::load()?;
-    let available = workspace.functions();
+    let available = functions(&workspace);
     let functions: Vec<&str> = if args.functions.is_empty() {
         for missing in FUNCTIONS.iter().filter(|f| !available.contains(f)) {
             eprintln!("warning: package `{missing}` is not in the workspace yet; not packaged");

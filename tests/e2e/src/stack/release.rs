@@ -32,20 +32,7 @@ pub fn cargo(args: &[&str]) -> Command {
 
 /// `<cargo target dir>/lambda`, where `cargo xtask package` writes the zips.
 pub fn zips_dir() -> anyhow::Result<PathBuf> {
-    let output = cargo(&["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("running `cargo metadata`")?;
-    ensure!(
-        output.status.success(),
-        "`cargo metadata` failed: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("parsing `cargo metadata` output")?;
-    let target = metadata["target_directory"]
-        .as_str()
-        .context("`cargo metadata` names no target_directory")?;
-    Ok(Path::new(target).join("lambda"))
+    Ok(xtask::workspace::Workspace::load()?.default_out_dir())
 }
 
 /// `cargo xtask package --arch <arch>`.
