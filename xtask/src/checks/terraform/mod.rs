@@ -127,11 +127,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Links (or copies) the running xtask binary into `dir`.
 fn snapshot_xtask(dir: &Path) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
     let snapshot = dir.join("xtask");
-    if std::fs::hard_link(&exe, &snapshot).is_err() {
-        std::fs::copy(&exe, &snapshot)
-            .with_context(|| format!("copying {} to {}", exe.display(), snapshot.display()))?;
+    let linked =
+        std::env::current_exe().is_ok_and(|exe| std::fs::hard_link(exe, &snapshot).is_ok());
+    if !linked {
+        // `cargo test --workspace` may have rebuilt this binary since it started, leaving
+        // `current_exe()` naming a deleted file; /proc/self/exe still opens the running image.
+        let running = Path::new("/proc/self/exe");
+        std::fs::copy(running, &snapshot)
+            .with_context(|| format!("copying {} to {}", running.display(), snapshot.display()))?;
     }
     Ok(snapshot)
 }
