@@ -179,13 +179,14 @@ pub fn run_pass(
         ),
         || pass.negatives(&tag, &image, &index_digest, seed, checks),
     )?;
-    phases.run(
-        &format!("{arch}: registry failure surfaces as a failed invocation"),
-        || pass.registry_failure(&tag, &image, checks),
-    )?;
+    // Before the registry failure, which leaves the generator pointed at a dead registry.
     phases.run(
         &format!("{arch}: index before deploy (cargo xtask index --wait)"),
         || pass.index_before_deploy(seed, checks),
+    )?;
+    phases.run(
+        &format!("{arch}: registry failure surfaces as a failed invocation"),
+        || pass.registry_failure(&tag, &image, checks),
     )?;
     Ok(())
 }
