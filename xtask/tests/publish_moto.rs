@@ -102,8 +102,8 @@ async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_uploads_once_and_prints_module_inputs() {
+/// A moto server with an empty bucket `assets`, its S3 client, and a packaged directory.
+async fn moto_bucket_and_package() -> (Moto, aws_sdk_s3::Client, tempfile::TempDir) {
     let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
     let client = s3(&moto.endpoint).await;
     client
@@ -114,6 +114,12 @@ async fn publish_uploads_once_and_prints_module_inputs() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     fake_package(dir.path());
+    (moto, client, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_uploads_once_and_prints_module_inputs() {
+    let (moto, client, dir) = moto_bucket_and_package().await;
     let dir_arg = dir.path().to_str().unwrap();
     let args = [
         "publish",
@@ -373,16 +379,7 @@ async fn object_bytes(client: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
 /// replaced, not skipped: publish compares SHA-256, not sizes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_replaces_same_size_object_with_other_bytes() {
-    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
-    let client = s3(&moto.endpoint).await;
-    client
-        .create_bucket()
-        .bucket("assets")
-        .send()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    fake_package(dir.path());
+    let (moto, client, dir) = moto_bucket_and_package().await;
     let dir_arg = dir.path().to_str().unwrap();
     let args = publish_args(&moto.endpoint, dir_arg, &["--arch", "x86-64"]);
     let out = xtask(&args, &CREDS);
@@ -457,16 +454,7 @@ fn rebuild_filter_x86_64(dir: &Path) {
 /// `--release`: versioned keys and a manifest with the hashes, immutable once published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_release_layout() {
-    let moto = Moto::start().expect("moto_server (run `cargo xtask setup`: the project's venv)");
-    let client = s3(&moto.endpoint).await;
-    client
-        .create_bucket()
-        .bucket("assets")
-        .send()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    fake_package(dir.path());
+    let (moto, client, dir) = moto_bucket_and_package().await;
     let dir_arg = dir.path().to_str().unwrap();
 
     // One architecture first, then the other: the manifest gathers both.
