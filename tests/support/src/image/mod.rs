@@ -190,20 +190,38 @@ pub struct Layer {
     pub uncompressed: u64,
 }
 
-/// Counts and hashes the uncompressed tar on its way into gzip.
-struct DiffId<W> {
+/// A writer that hashes (sha256) and counts what passes through it: the uncompressed tar on its
+/// way into gzip, or the blob on its way to disk.
+pub struct Hashing<W> {
     inner: W,
-    hash: Sha256,
-    len: u64,
+    hasher: Sha256,
+    count: u64,
 }
 
-impl<W: Write> Write for DiffId<W> {
+impl<W> Hashing<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The inner writer, the `sha256:<hex>` digest and the byte count of what was written.
+    pub fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        (self.inner, digest, self.count)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
         Ok(n)
     }
+
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
@@ -215,19 +233,14 @@ impl<W: Write> Write for DiffId<W> {
 /// real layers look like).
 pub fn gzip_tar_layer(entries: &[Entry]) -> Result<Layer> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(DiffId {
-        inner: gz,
-        hash: Sha256::new(),
-        len: 0,
-    });
+    let mut tar = tar::Builder::new(Hashing::new(gz));
     append_entries(&mut tar, entries)?;
-    let counted = tar.into_inner().context("finishing the tar")?;
-    let diff_id = format!("sha256:{}", hex::encode(counted.hash.finalize()));
-    let gzip = counted.inner.finish().context("finishing the gzip")?;
+    let (gz, diff_id, uncompressed) = tar.into_inner().context("finishing the tar")?.finish();
+    let gzip = gz.finish().context("finishing the gzip")?;
     Ok(Layer {
         digest: digest(&gzip),
         diff_id,
-        uncompressed: counted.len,
+        uncompressed,
         gzip,
     })
 }
