@@ -21,6 +21,9 @@ const CONSTANT: u64 = 48 * MIB;
 const LAYER_ENV: &str = "SOCI_HOSTILE_LAYER";
 const MEMORY_ENV: &str = "SOCI_HOSTILE_MEMORY_MIB";
 const GENERATE_ENV: &str = "SOCI_HOSTILE_GENERATE";
+/// Where the child writes the zTOC it built; or, with [`VERIFY_ENV`], the zTOC it verifies.
+const ZTOC_ENV: &str = "SOCI_HOSTILE_ZTOC";
+const VERIFY_ENV: &str = "SOCI_HOSTILE_VERIFY";
 
 /// The child: writes the layer the environment names (`SOCI_HOSTILE_GENERATE`), or builds it
 /// within the budget of the memory size it names and prints the outcome. Run only by
@@ -44,6 +47,17 @@ fn child_builds_one_layer() {
         std::fs::write(&layer, bytes).unwrap();
         return;
     }
+    if std::env::var_os(VERIFY_ENV).is_some() {
+        let ztoc = std::fs::read(std::env::var(ZTOC_ENV).unwrap()).unwrap();
+        let layer = std::fs::File::open(layer).unwrap();
+        let outcome = match soci_core::verify(&ztoc, &layer) {
+            Ok(report) if report.is_ok() => format!("ok {}", ztoc.len()),
+            Ok(report) => format!("problems {:?}", report.problems),
+            Err(e) => format!("error {e}"),
+        };
+        println!("HOSTILE-OUTCOME {outcome}");
+        return;
+    }
     let memory: u64 = std::env::var(MEMORY_ENV).unwrap().parse().unwrap();
     let options = BuildOptions {
         span_size: soci_core::DEFAULT_SPAN_SIZE,
@@ -54,7 +68,12 @@ fn child_builds_one_layer() {
     };
     let file = std::fs::File::open(layer).unwrap();
     let outcome = match build_ztoc(BufReader::new(file), &options) {
-        Ok(built) => format!("ok {}", built.ztoc.len()),
+        Ok(built) => {
+            if let Ok(path) = std::env::var(ZTOC_ENV) {
+                std::fs::write(path, &built.ztoc).unwrap();
+            }
+            format!("ok {}", built.ztoc.len())
+        }
         Err(Error::Unindexable(why)) => format!("unindexable {why}"),
         Err(Error::Rejected(why)) => format!("rejected {why}"),
         Err(other) => format!("error {other}"),
@@ -89,14 +108,21 @@ impl Outcome {
 
 /// Runs [`child_builds_one_layer`] on `layer` in a child and reads its peak RSS.
 fn build_in_child(layer: &Path, memory_mib: u64) -> Outcome {
+    let mut command = child();
+    command
+        .env(LAYER_ENV, layer)
+        .env(MEMORY_ENV, memory_mib.to_string());
+    run_child(command, layer)
+}
+
+/// Runs `command` (a [`child`]) and reads its outcome and peak RSS.
+fn run_child(mut command: Command, layer: &Path) -> Outcome {
     let started = std::time::Instant::now();
     #[expect(
         clippy::zombie_processes,
         reason = "reaped by wait4 below, which also reads its rusage"
     )]
-    let mut child = child()
-        .env(LAYER_ENV, layer)
-        .env(MEMORY_ENV, memory_mib.to_string())
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -222,6 +248,34 @@ fn pax_amplification_beyond_2_gib_is_refused_not_a_flatbuffer_panic() {
     assert!(
         largest.max_toc_bytes + largest.max_checkpoint_bytes
             < soci_core::ztoc::FLATBUFFER_MAX_BYTES
+    );
+}
+
+#[test]
+fn verifying_a_pax_heavy_layer_holds_its_ztoc_not_a_second_copy_of_the_records() {
+    // The verifier reads the zTOC (bytes, then its parsed form) and re-reads the layer's tar
+    // headers; those must be compared one by one as they stream past, never all kept.
+    let layer = LayerFile::generate("pax300");
+    let ztoc_path = layer.0.with_extension("ztoc");
+    let mut build = child();
+    build
+        .env(LAYER_ENV, &layer.0)
+        .env(MEMORY_ENV, "2048")
+        .env(ZTOC_ENV, &ztoc_path);
+    let built = run_child(build, &layer.0);
+    let ztoc = built.ztoc_len().expect("a zTOC");
+    let mut verify = child();
+    verify
+        .env(LAYER_ENV, &layer.0)
+        .env(ZTOC_ENV, &ztoc_path)
+        .env(VERIFY_ENV, "1");
+    let verified = run_child(verify, &layer.0);
+    let _ = std::fs::remove_file(&ztoc_path);
+    assert_eq!(verified.ztoc_len(), Some(ztoc), "{}", verified.line);
+    assert!(
+        verified.peak_rss <= ztoc * 5 / 2 + CONSTANT,
+        "verify peaked at {} for a {ztoc}-byte zTOC: over its bytes and parsed form (2.5x) plus {CONSTANT}",
+        verified.peak_rss
     );
 }
 

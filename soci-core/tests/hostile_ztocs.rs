@@ -109,6 +109,27 @@ fn an_entry_at_the_end_of_the_offset_range_is_a_problem_not_an_overflow() {
 }
 
 #[test]
+fn entries_that_contradict_their_tar_headers_are_each_named() {
+    let (layer, mut ztoc) = base();
+    ztoc.toc[0].uid += 1;
+    ztoc.toc[0].name = b"renamed".to_vec();
+    ztoc.toc[2].uncompressed_offset += 512;
+    let problems = problems(&ztoc, &layer);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("\"renamed\": name, uid differ")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("no tar header has its data at") && p.contains("file2")),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn extracting_a_terabyte_file_is_an_error_not_an_allocation() {
     let (layer, mut ztoc) = base();
     ztoc.toc[0].uncompressed_size = 1 << 40;

@@ -14,6 +14,7 @@
 //! | `index_tag_suffix` | `-soci` | V2 tag suffix; tags already ending in it are skipped |
 //! | `build_tool_identifier` | `soci-lambda v<version>` | written into every zTOC and index |
 //! | `memory_budget_mib` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 2048 | memory the zTOC budget is derived from |
+//! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
 
 use std::fmt;
 
@@ -133,7 +134,14 @@ pub struct Config {
     /// is left out as unindexable instead of exhausting the function's memory. Derived from
     /// `memory_budget_mib`, else the Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
     pub memory_budget: soci_core::MemoryBudget,
+    /// soci's xattr optimisation (`soci create --optimizations xattr`): mark the zTOC descriptor
+    /// of each layer that qualifies (`BuiltZtoc::xattrs_disableable`) so the snapshotter skips
+    /// xattr lookups there. Off by default, as in the reference.
+    pub disable_xattrs: bool,
 }
+
+/// Turns on the xattr optimisation (`true` / `false`).
+pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
 
 /// Overrides the memory (MiB) the zTOC budget is derived from.
 pub const ENV_MEMORY_BUDGET_MIB: &str = "memory_budget_mib";
@@ -173,6 +181,7 @@ impl Default for Config {
             layer_deadline_base: std::time::Duration::from_secs(60),
             layer_min_bytes_per_second: DEFAULT_LAYER_MIN_BYTES_PER_SECOND,
             memory_budget: soci_core::MemoryBudget::default(),
+            disable_xattrs: false,
         }
     }
 }
@@ -270,12 +279,31 @@ impl Config {
         if let Some(mib) = memory_mib {
             config.memory_budget = soci_core::MemoryBudget::for_memory_mib(mib);
         }
+        if let Some(v) = get(ENV_DISABLE_XATTRS) {
+            config.disable_xattrs = parse_bool(ENV_DISABLE_XATTRS, &v)?;
+        }
         Ok(config)
     }
 
     /// True when `tag` is one this pipeline produced (or would produce).
     pub fn is_index_tag(&self, tag: &str) -> bool {
         tag_skip(Some(tag), self.index_version, &self.index_tag_suffix) == Some(TagSkip::IndexTag)
+    }
+}
+
+/// `true` or `false` (any case: Terraform's `tostring(true)` gives `true`); anything else is
+/// refused rather than read as off.
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    if value.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(ConfigError::Invalid {
+            name: name.into(),
+            value: value.into(),
+            expected: "true or false".into(),
+        })
     }
 }
 
@@ -367,6 +395,18 @@ mod tests {
         assert_eq!(explicit.memory_budget, MemoryBudget::for_memory_mib(4096));
         let err = from(&[("memory_budget_mib", "lots")]).unwrap_err();
         assert!(err.to_string().contains("memory_budget_mib"), "{err}");
+    }
+
+    #[test]
+    fn the_xattr_optimisation_is_off_unless_asked_for() {
+        assert!(!from(&[]).unwrap().disable_xattrs);
+        assert!(!from(&[("disable_xattrs", "")]).unwrap().disable_xattrs);
+        assert!(!from(&[("disable_xattrs", "false")]).unwrap().disable_xattrs);
+        assert!(from(&[("disable_xattrs", "true")]).unwrap().disable_xattrs);
+        assert!(from(&[("disable_xattrs", " TRUE ")]).unwrap().disable_xattrs);
+        let err = from(&[("disable_xattrs", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("disable_xattrs"), "{err}");
+        assert!(err.to_string().contains("true or false"), "{err}");
     }
 
     #[test]

@@ -298,10 +298,12 @@ pub fn verify<L: LayerSource + ?Sized>(ztoc: &[u8], layer: &L) -> Result<VerifyR
     };
     let stream = SpanStream::new(layer, &spans, uncompressed_size)?;
     let mut tar = TarReader::new(BufReader::with_capacity(1 << 16, stream));
-    let mut parsed = Vec::with_capacity(ztoc.toc.len());
+    // Each header is compared as it streams past and dropped: a layer's PAX records can be far
+    // larger than its zTOC, so they are never all held at once.
+    let mut checker = EntryChecker::new(&ztoc.toc, problems);
     loop {
         match tar.next_entry() {
-            Ok(Some(entry)) => parsed.push(entry),
+            Ok(Some(entry)) => checker.check(&entry, &mut report.entries_checked, problems),
             Ok(None) => break,
             Err(e) => {
                 problems.push(format!("re-reading the tar stream through the spans: {e}"));
@@ -319,108 +321,159 @@ pub fn verify<L: LayerSource + ?Sized>(ztoc: &[u8], layer: &L) -> Result<VerifyR
             "uncompressed_archive_size is {uncompressed_size} but the tar archive ends at {end}"
         ));
     }
-    check_entries(&ztoc.toc, &parsed, &mut report);
+    checker.finish(problems);
     Ok(report)
 }
 
-/// The chain rule and the per-entry header re-parse.
-fn check_entries(toc: &[FileMetadata], parsed: &[Entry], report: &mut VerifyReport) {
-    let problems = &mut report.problems;
-    if toc.len() != parsed.len() {
-        problems.push(format!(
-            "the zTOC lists {} entries, the layer has {}",
-            toc.len(),
-            parsed.len()
-        ));
-    }
-    let by_data_offset: HashMap<u64, &Entry> = parsed.iter().map(|p| (p.data_offset, p)).collect();
-    let mut by_offset: Vec<&FileMetadata> = toc.iter().collect();
-    by_offset.sort_by_key(|e| e.uncompressed_offset);
-    let mut next_header = 0i64;
-    for (position, entry) in by_offset.iter().enumerate() {
-        let name = String::from_utf8_lossy(&entry.name);
-        if entry.uncompressed_offset < next_header {
-            problems.push(format!(
-                "entry {name:?} at {} overlaps the previous entry",
-                entry.uncompressed_offset
-            ));
+/// A TOC entry where the chain rule puts its header.
+struct Expected<'a> {
+    entry: &'a FileMetadata,
+    /// Its rank by offset, for messages.
+    position: usize,
+    header_at: i64,
+    seen: bool,
+}
+
+/// The chain rule (computed from the TOC alone) and the per-entry header re-parse, one tar
+/// entry at a time.
+struct EntryChecker<'a> {
+    /// TOC entries by data offset (entries whose offset is negative are never found).
+    expected: HashMap<u64, Expected<'a>>,
+    /// TOC entries in offset order, for the end-of-stream report of the ones never seen.
+    by_offset: Vec<&'a FileMetadata>,
+    toc_len: usize,
+    parsed: usize,
+}
+
+impl<'a> EntryChecker<'a> {
+    fn new(toc: &'a [FileMetadata], problems: &mut Vec<String>) -> Self {
+        let mut by_offset: Vec<&FileMetadata> = toc.iter().collect();
+        by_offset.sort_by_key(|e| e.uncompressed_offset);
+        let mut expected = HashMap::with_capacity(toc.len());
+        let mut next_header = 0i64;
+        for (position, entry) in by_offset.iter().enumerate() {
+            if entry.uncompressed_offset < next_header {
+                problems.push(format!(
+                    "entry {:?} at {} overlaps the previous entry",
+                    String::from_utf8_lossy(&entry.name),
+                    entry.uncompressed_offset
+                ));
+            }
+            let header_at = next_header;
+            next_header = entry
+                .uncompressed_offset
+                .saturating_add(entry.uncompressed_size.max(0))
+                .saturating_add(511)
+                & !511;
+            if let Ok(offset) = u64::try_from(entry.uncompressed_offset) {
+                expected.entry(offset).or_insert(Expected {
+                    entry,
+                    position,
+                    header_at,
+                    seen: false,
+                });
+            }
         }
-        let header_at = next_header;
-        next_header = entry
-            .uncompressed_offset
-            .saturating_add(entry.uncompressed_size.max(0))
-            .saturating_add(511)
-            & !511;
-        let actual = u64::try_from(entry.uncompressed_offset)
-            .ok()
-            .and_then(|offset| by_data_offset.get(&offset));
-        let Some(actual) = actual else {
-            problems.push(format!(
-                "no tar header has its data at {} (entry {name:?})",
-                entry.uncompressed_offset
-            ));
-            continue;
+        Self {
+            expected,
+            by_offset,
+            toc_len: toc.len(),
+            parsed: 0,
+        }
+    }
+
+    fn check(&mut self, actual: &Entry, checked: &mut usize, problems: &mut Vec<String>) {
+        self.parsed += 1;
+        let Some(expected) = self.expected.get_mut(&actual.data_offset) else {
+            return;
         };
+        expected.seen = true;
+        let (entry, position, header_at) = (expected.entry, expected.position, expected.header_at);
+        let name = String::from_utf8_lossy(&entry.name);
         if actual.header_offset as i64 != header_at {
             problems.push(format!(
                 "entry {name:?}: its header is at {} but the chain puts it at {header_at} (entry {position} by offset)",
                 actual.header_offset
             ));
         }
-        let mut differs = Vec::new();
-        if actual.name != entry.name {
-            differs.push("name");
-        }
-        if actual.size != entry.uncompressed_size {
-            differs.push("size");
-        }
-        if actual.linkname != entry.linkname {
-            differs.push("linkname");
-        }
-        if actual.uid != i64::from(entry.uid) {
-            differs.push("uid");
-        }
-        if actual.gid != i64::from(entry.gid) {
-            differs.push("gid");
-        }
-        if actual.devmajor != entry.devmajor || actual.devminor != entry.devminor {
-            differs.push("device numbers");
-        }
-        let stored_time = std::str::from_utf8(&entry.mod_time)
-            .ok()
-            .and_then(GoTime::parse_rfc3339);
-        if stored_time != Some(actual.mod_time) {
-            differs.push("modification time");
-        }
-        if actual.mode & 0o7777 != entry.mode & 0o7777
-            || type_name(actual.typeflag).ok().map(str::as_bytes)
-                != Some(entry.file_type.as_slice())
-        {
-            differs.push("mode");
-        }
-        let xattrs =
-            |records: &mut dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>| -> Vec<(Vec<u8>, Vec<u8>)> {
-                records
-                    .filter(|(k, _)| k.starts_with(b"SCHILY.xattr."))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            };
-        if xattrs(&mut actual.pax_records.iter())
-            != xattrs(&mut entry.xattrs.iter().map(|(k, v)| (k, v)))
-        {
-            differs.push("xattrs");
-        }
-        if actual.sparse {
-            differs.push("content (a GNU sparse file cannot be read through a zTOC)");
-        }
+        let differs = differences(entry, actual);
         if !differs.is_empty() {
             problems.push(format!(
                 "entry {name:?}: {} differ from its tar header",
                 differs.join(", ")
             ));
         }
-        report.entries_checked += 1;
+        *checked += 1;
     }
+
+    fn finish(self, problems: &mut Vec<String>) {
+        if self.toc_len != self.parsed {
+            problems.push(format!(
+                "the zTOC lists {} entries, the layer has {}",
+                self.toc_len, self.parsed
+            ));
+        }
+        for entry in self.by_offset {
+            let seen = u64::try_from(entry.uncompressed_offset)
+                .ok()
+                .and_then(|offset| self.expected.get(&offset))
+                .is_some_and(|e| e.seen && std::ptr::eq(e.entry, entry));
+            if !seen {
+                problems.push(format!(
+                    "no tar header has its data at {} (entry {:?})",
+                    entry.uncompressed_offset,
+                    String::from_utf8_lossy(&entry.name)
+                ));
+            }
+        }
+    }
+}
+
+/// The fields of `entry` that its tar header contradicts.
+fn differences(entry: &FileMetadata, actual: &Entry) -> Vec<&'static str> {
+    let mut differs = Vec::new();
+    if actual.name != entry.name {
+        differs.push("name");
+    }
+    if actual.size != entry.uncompressed_size {
+        differs.push("size");
+    }
+    if actual.linkname != entry.linkname {
+        differs.push("linkname");
+    }
+    if actual.uid != i64::from(entry.uid) {
+        differs.push("uid");
+    }
+    if actual.gid != i64::from(entry.gid) {
+        differs.push("gid");
+    }
+    if actual.devmajor != entry.devmajor || actual.devminor != entry.devminor {
+        differs.push("device numbers");
+    }
+    let stored_time = std::str::from_utf8(&entry.mod_time)
+        .ok()
+        .and_then(GoTime::parse_rfc3339);
+    if stored_time != Some(actual.mod_time) {
+        differs.push("modification time");
+    }
+    if actual.mode & 0o7777 != entry.mode & 0o7777
+        || type_name(actual.typeflag).ok().map(str::as_bytes) != Some(entry.file_type.as_slice())
+    {
+        differs.push("mode");
+    }
+    let is_xattr = |key: &[u8]| key.starts_with(b"SCHILY.xattr.");
+    let actual_xattrs = actual.pax_records.iter().filter(|(k, _)| is_xattr(k));
+    let stored_xattrs = entry.xattrs.iter().filter(|(k, _)| is_xattr(k));
+    if !actual_xattrs
+        .map(|(k, v)| (k, v))
+        .eq(stored_xattrs.map(|(k, v)| (k, v)))
+    {
+        differs.push("xattrs");
+    }
+    if actual.sparse {
+        differs.push("content (a GNU sparse file cannot be read through a zTOC)");
+    }
+    differs
 }
 
 /// The uncompressed stream rebuilt span by span from the checkpoints (the consumer's path), and
