@@ -464,10 +464,7 @@ fn differences(entry: &FileMetadata, actual: &Entry) -> Vec<&'static str> {
     let is_xattr = |key: &[u8]| key.starts_with(b"SCHILY.xattr.");
     let actual_xattrs = actual.pax_records.iter().filter(|(k, _)| is_xattr(k));
     let stored_xattrs = entry.xattrs.iter().filter(|(k, _)| is_xattr(k));
-    if !actual_xattrs
-        .map(|(k, v)| (k, v))
-        .eq(stored_xattrs.map(|(k, v)| (k, v)))
-    {
+    if !actual_xattrs.eq(stored_xattrs.map(|(k, v)| (k, v))) {
         differs.push("xattrs");
     }
     if actual.sparse {
