@@ -1,17 +1,22 @@
-//! `cargo xtask demo`: the product's main job on a real image, with no AWS account.
+//! `cargo xtask demo`: the product's main job on a real image, with no AWS account and nothing
+//! installed but Rust.
 //!
-//! 1. starts a local OCI registry (Debian's `docker-registry`, via test-support);
-//! 2. generates and pushes a two-platform image: an OCI index `demo/app:v1` over a linux/amd64
-//!    and a linux/arm64 manifest (three and two gzip tar layers, one per platform above the
-//!    10 MiB minimum layer size) and a BuildKit-style attestation manifest;
-//! 3. indexes it exactly as `cargo xtask index 127.0.0.1:PORT/demo/app:v1 --plain-http` does
-//!    (same functions, configuration from the environment as the Lambda reads it);
-//! 4. walks what was pushed, from the registry, with `soci_core::inspect`: `v1-soci` OCI index ->
-//!    annotated image manifests -> SOCI indexes -> zTOCs, and runs the consumer's checks
-//!    (`soci_core::verify`) on every zTOC against its layer;
-//! 5. stops the registry. Any failed check makes the command fail.
+//! 1. opens an OCI image layout (`target/soci-demo/layout`, recreated each run, or `--layout
+//!    DIR`), or with `--registry` starts a local OCI registry (Debian's `docker-registry`, via
+//!    test-support);
+//! 2. generates and writes (pushes) a two-platform image: an OCI index tagged `v1` over a
+//!    linux/amd64 and a linux/arm64 manifest (three and two gzip tar layers, one per platform
+//!    above the 10 MiB minimum layer size) and a BuildKit-style attestation manifest;
+//! 3. indexes it exactly as `cargo xtask index oci:DIR:v1` (or `... 127.0.0.1:PORT/demo/app:v1
+//!    --plain-http`) does (same functions, configuration from the environment as the Lambda
+//!    reads it);
+//! 4. walks what was written, read back through the same client, with `soci_core::inspect`:
+//!    `v1-soci` OCI index -> annotated image manifests -> SOCI indexes -> zTOCs, and runs the
+//!    consumer's checks (`soci_core::verify`) on every zTOC against its layer;
+//! 5. stops the layout server or the registry. Any failed check makes the command fail.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -25,9 +30,19 @@ use soci_index_generator::{IndexingOutcome, RegistryClient};
 use test_support::image::{self, Entry, Layer, Pushed};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Run against a local `docker-registry` (installed by `cargo xtask setup`) instead of an
+    /// OCI image layout.
+    #[arg(long, conflicts_with = "layout")]
+    registry: bool,
+    /// The OCI image layout to write the image and its SOCI index into (created when missing or
+    /// empty; an existing layout is added to). Default: `target/soci-demo/layout`, recreated.
+    #[arg(long, value_name = "DIR")]
+    layout: Option<PathBuf>,
+}
 
-const REPO: &str = "demo/app";
+/// The repository of the demo image in a registry.
+const REGISTRY_REPO: &str = "demo/app";
 const TAG: &str = "v1";
 
 fn mib(bytes: u64) -> String {
@@ -108,9 +123,12 @@ fn platform_layers(
     Ok(layers)
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
     crate::soci::index::init_logs();
     let total = Instant::now();
+    if !args.registry {
+        return run_on_layout(args.layout, total);
+    }
     let registry = test_support::Registry::start()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("starting docker-registry (install it with `cargo xtask setup`)")?;
@@ -119,11 +137,53 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         registry.addr,
         total.elapsed().as_secs_f64()
     );
-    let result = demo(&registry.addr, total);
+    let result = demo(
+        format!("{}/{REGISTRY_REPO}:{TAG}", registry.addr),
+        true,
+        total,
+    );
     drop(registry);
     println!("== registry stopped");
     match &result {
         Ok(()) => println!("== demo OK in {:.1} s", total.elapsed().as_secs_f64()),
+        Err(_) => println!("== demo FAILED"),
+    }
+    result
+}
+
+/// The demo on an OCI image layout: no registry, nothing installed.
+fn run_on_layout(dir: Option<PathBuf>, total: Instant) -> anyhow::Result<()> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            let dir = xtask::workspace::Workspace::load()?
+                .target_dir
+                .join("soci-demo")
+                .join("layout");
+            // Ours alone: start from an empty layout, so every run writes and indexes afresh.
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing the old {}", dir.display()));
+                }
+            }
+            dir
+        }
+    };
+    xtask::layout::Layout::open_or_create(&dir)?;
+    let dir = dir.canonicalize().unwrap_or(dir);
+    println!("== OCI image layout: {}", dir.display());
+    let result = demo(format!("oci:{}:{TAG}", dir.display()), false, total);
+    match &result {
+        Ok(()) => {
+            println!(
+                "== demo OK in {:.1} s; the layout is {} (try `skopeo inspect --raw oci:{}:{TAG}-soci`)",
+                total.elapsed().as_secs_f64(),
+                dir.display(),
+                dir.display()
+            );
+        }
         Err(_) => println!("== demo FAILED"),
     }
     result
@@ -138,28 +198,37 @@ struct DemoImage {
     uncompressed: HashMap<String, u64>,
 }
 
-fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
+/// Pushes the demo image to `reference` (a registry's `host/repo:v1`, or `oci:DIR:v1`), indexes
+/// it, reads the graph back and checks it.
+fn demo(reference: String, plain_http: bool, total: Instant) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let index_args = crate::soci::index::Args {
-        reference: format!("{addr}/{REPO}:{TAG}"),
-        plain_http: true,
+        reference,
+        plain_http,
         v1: false,
         platforms: Vec::new(),
         dry_run: false,
+        disable_xattrs: false,
         wait: Default::default(),
     };
+    // `_layout` serves an `oci:` reference to `client` until the end of the demo.
     let crate::soci::index::Prepared {
         indexer,
         image: image_ref,
         client,
+        layout: _layout,
     } = crate::soci::index::prepare(&index_args)?;
+    let repo = image_ref.repository.as_str();
     let config = indexer.config().clone();
-    let image = push_demo_image(&runtime, &client, config.min_layer_size)?;
+    let image = push_demo_image(&runtime, &client, repo, config.min_layer_size)?;
 
     // The generator, exactly as `cargo xtask index` runs it.
     println!(
-        "== cargo xtask index {} --plain-http  (V2, span size {} bytes, minimum layer size {} bytes)",
-        index_args.reference, config.span_size, config.min_layer_size
+        "== cargo xtask index {}{}  (V2, span size {} bytes, minimum layer size {} bytes)",
+        index_args.reference,
+        if plain_http { " --plain-http" } else { "" },
+        config.span_size,
+        config.min_layer_size
     );
     let started = Instant::now();
     let outcome = crate::soci::index::index(&runtime, &indexer, &image_ref, &index_args)?;
@@ -194,14 +263,14 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
     let started = Instant::now();
     let graph = RepositoryGraph {
         client: &client,
-        repository: REPO,
+        repository: repo,
     };
     let report = runtime
         .block_on(inspect(
             &graph,
             &Root::v2(index_tag.as_str()).with_original(TAG),
         ))
-        .with_context(|| format!("reading back {REPO}:{index_tag}"))?;
+        .with_context(|| format!("reading back {repo}:{index_tag}"))?;
     let problems = print_graph(&report, index_tag, index_digest, &image, &built);
     println!(
         "   read back and verified in {:.2} s",
@@ -214,17 +283,18 @@ fn demo(addr: &str, total: Instant) -> anyhow::Result<()> {
         bail!("{} problem(s) in what was pushed", problems.len());
     }
     println!(
-        "== every zTOC passes the consumer's checks; `{REPO}:{index_tag}` is what a SOCI snapshotter would lazy-load ({:.1} s so far)",
+        "== every zTOC passes the consumer's checks; `{index_tag}` is what a SOCI snapshotter would lazy-load ({:.1} s so far)",
         total.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// Generates the two-platform image and its attestation, pushes them as `demo/app:v1`, and
+/// Generates the two-platform image and its attestation, pushes them to `repo` as `v1`, and
 /// prints what was pushed.
 fn push_demo_image(
     runtime: &tokio::runtime::Runtime,
     client: &RegistryClient,
+    repo: &str,
     min_layer_size: u64,
 ) -> anyhow::Result<DemoImage> {
     let started = Instant::now();
@@ -243,10 +313,10 @@ fn push_demo_image(
     let started = Instant::now();
     let (index, amd_m, arm_m, att_m) = runtime.block_on(async {
         let amd_m =
-            image::push_image(client, REPO, None, "amd64", &amd.iter().collect::<Vec<_>>()).await?;
+            image::push_image(client, repo, None, "amd64", &amd.iter().collect::<Vec<_>>()).await?;
         let arm_m =
-            image::push_image(client, REPO, None, "arm64", &arm.iter().collect::<Vec<_>>()).await?;
-        let att_m = image::push_attestation(client, REPO, &amd_m).await?;
+            image::push_image(client, repo, None, "arm64", &arm.iter().collect::<Vec<_>>()).await?;
+        let att_m = image::push_attestation(client, repo, &amd_m).await?;
         let entries = [
             image::IndexEntry {
                 manifest: &amd_m,
@@ -267,11 +337,11 @@ fn push_demo_image(
                 }),
             },
         ];
-        let index = image::push_index(client, REPO, TAG, &entries).await?;
+        let index = image::push_index(client, repo, TAG, &entries).await?;
         anyhow::Ok((index, amd_m, arm_m, att_m))
     })?;
     println!(
-        "== image {REPO}:{TAG} = OCI index {} (generated in {generated:.2} s, pushed in {:.2} s)",
+        "== image {TAG} = OCI index {} (generated in {generated:.2} s, pushed in {:.2} s)",
         index.digest,
         started.elapsed().as_secs_f64()
     );
@@ -329,7 +399,7 @@ fn print_graph(
         ));
     }
     println!(
-        "== pushed: {REPO}:{index_tag} -> OCI index {} ({} bytes, {})",
+        "== pushed: {index_tag} -> OCI index {} ({} bytes, {})",
         report.root.digest, report.root.size, report.root.media_type
     );
     for platform in &report.platforms {

@@ -58,12 +58,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         v1: false,
         platforms: Vec::new(),
         dry_run: true,
+        disable_xattrs: false,
         wait: Default::default(),
     };
+    // `_layout` serves an `oci:DIR:TAG` reference for as long as the client is used.
     let super::index::Prepared {
         indexer,
         image,
         client,
+        layout: _layout,
     } = super::index::prepare(&index_args)?;
     let tag = image
         .tag

@@ -1,9 +1,11 @@
-//! `cargo xtask index REF`: the Lambda's pipeline from a shell, against any registry.
+//! `cargo xtask index REF`: the Lambda's pipeline from a shell, against any registry or an OCI
+//! image layout (`oci:DIR[:TAG]`, served to the unchanged pipeline by `xtask::layout`).
 
 use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use xtask::layout::{Layout, LayoutServer};
 use soci_index_generator::config::{Config, IndexVersion, PlatformFilter, RegistryTarget};
 use soci_index_generator::{
     Credentials, ImageRef, Indexer, IndexingOutcome, RegistryClient, RetryPolicy,
@@ -11,7 +13,9 @@ use soci_index_generator::{
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image reference: `host[:port]/repository[:tag][@sha256:...]`, e.g. `127.0.0.1:5000/app:v1`.
+    /// Image reference: `host[:port]/repository[:tag][@sha256:...]`, e.g. `127.0.0.1:5000/app:v1`,
+    /// or an OCI image layout `oci:DIR[:TAG]` (TAG default `latest`), which the SOCI artifacts are
+    /// written into.
     pub(crate) reference: String,
     /// Talk HTTP instead of HTTPS to the registry.
     #[arg(long)]
@@ -25,6 +29,10 @@ pub struct Args {
     /// Build everything, push nothing; print what would be pushed.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// soci's xattr optimisation: mark each layer without `SCHILY.xattr.*` records and opaque
+    /// whiteouts `com.amazon.soci.disable-xattrs: "true"` (the generator's `disable_xattrs`).
+    #[arg(long)]
+    pub(crate) disable_xattrs: bool,
     #[command(flatten)]
     pub(crate) wait: super::wait::WaitArgs,
 }
@@ -70,19 +78,43 @@ pub(crate) struct Prepared {
     pub image: ImageRef,
     /// The client the indexer talks through (for reading back what it pushed).
     pub client: Arc<RegistryClient>,
+    /// For an `oci:` reference, the server the client talks to: keep it as long as the client.
+    pub layout: Option<LayoutServer>,
 }
+
+/// The repository name the layout server is addressed with (it serves one layout under any).
+const LAYOUT_REPOSITORY: &str = "layout";
 
 /// The indexer and image `args` describe: configuration from the environment (as the Lambda
 /// reads it), then the command line on top.
 pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
-    let (host, repository, tag, digest) = parse_reference(&args.reference)?;
-    let url = format!(
-        "{}://{host}",
-        if args.plain_http { "http" } else { "https" }
-    );
+    let (layout, url, repository, tag, digest) =
+        if let Some((dir, tag)) = xtask::layout::parse_reference(&args.reference) {
+            if args.wait.wait {
+                bail!(
+                    "--wait asks the deployed generator Lambda to index a registry image; it cannot read the local layout {}: index the layout here (without --wait), then push it with any OCI tool",
+                    dir.display()
+                );
+            }
+            let opened = Layout::open(&dir)?;
+            let server = LayoutServer::start(opened)
+                .with_context(|| format!("serving the OCI layout {}", dir.display()))?;
+            let url = server.url();
+            (Some(server), url, LAYOUT_REPOSITORY.to_string(), Some(tag), None)
+        } else {
+            let (host, repository, tag, digest) = parse_reference(&args.reference)?;
+            let url = format!(
+                "{}://{host}",
+                if args.plain_http { "http" } else { "https" }
+            );
+            (None, url, repository, tag, digest)
+        };
     let mut config = Config::from_env().context("configuration from the environment")?;
     if args.v1 {
         config.index_version = IndexVersion::V1;
+    }
+    if args.disable_xattrs {
+        config.disable_xattrs = true;
     }
     if !args.platforms.is_empty() {
         config.platforms = args
@@ -92,6 +124,7 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
             .collect::<Result<_, _>>()?;
     }
     let (username, password) = match &config.registry {
+        _ if layout.is_some() => (None, None),
         RegistryTarget::Url {
             username, password, ..
         } => (username.clone(), password.clone()),
@@ -128,6 +161,7 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         indexer,
         image,
         client,
+        layout,
     })
 }
 
@@ -146,6 +180,7 @@ pub(crate) fn index(
             soci_index_generator::error_chain(&e)
         );
         if !args.plain_http
+            && xtask::layout::parse_reference(&args.reference).is_none()
             && (message.contains("InvalidContentType") || message.contains("corrupt message"))
         {
             message.push_str(" (the registry answers plain HTTP: add --plain-http)");
@@ -161,10 +196,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (host, ..) = parse_reference(&args.reference)?;
         return super::wait::run(&args, &host, &prepared);
     }
-    let Prepared { indexer, image, .. } = prepared;
     let runtime = tokio::runtime::Runtime::new()?;
-    let outcome = index(&runtime, &indexer, &image, &args)?;
+    let outcome = index(&runtime, &prepared.indexer, &prepared.image, &args)?;
     print_outcome(&outcome, args.dry_run)?;
+    if let Some((dir, _)) = xtask::layout::parse_reference(&args.reference)
+        && !args.dry_run
+    {
+        println!("written into the OCI layout {}", dir.display());
+    }
+    drop(prepared);
     Ok(())
 }
 

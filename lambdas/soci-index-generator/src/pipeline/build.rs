@@ -122,6 +122,7 @@ async fn build_and_push(
         },
         deadline_base: config.layer_deadline_base,
         min_bytes_per_second: config.layer_min_bytes_per_second,
+        parallel_fetch: config.parallel_fetch,
     };
     let build = layer::build_layer(registry, repo, plan, &options)
         .await
@@ -140,7 +141,7 @@ async fn build_and_push(
         }
         LayerBuild::Built { ztoc, elapsed } => (ztoc, elapsed),
     };
-    let (bytes, built) = describe(plan, ztoc, elapsed, config.span_size);
+    let (bytes, built) = describe(plan, ztoc, elapsed, config);
     pusher
         .push(
             Store::Blobs,
@@ -158,8 +159,10 @@ fn describe(
     plan: &LayerPlan,
     ztoc: BuiltZtoc,
     elapsed: Duration,
-    span_size: u64,
+    config: &Config,
 ) -> (Bytes, BuiltLayer) {
+    // Only the descriptor changes; the zTOC bytes are the same either way.
+    let disable_xattrs = config.disable_xattrs && ztoc.xattrs_disableable;
     let bytes = Bytes::from(ztoc.ztoc);
     let digest = registry::sha256_digest(&bytes);
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -173,6 +176,7 @@ fn describe(
         ztoc_size = bytes.len(),
         seconds = secs,
         mib_per_s = plan.size as f64 / secs / 1048576.0,
+        disable_xattrs,
         "layer indexed"
     );
     let size = bytes.len() as u64;
@@ -182,8 +186,8 @@ fn describe(
             ztoc_size: i64::try_from(size).unwrap_or(i64::MAX),
             layer_digest: plan.digest.clone(),
             layer_media_type: plan.media_type.clone(),
-            span_size,
-            disable_xattrs: false,
+            span_size: config.span_size,
+            disable_xattrs,
         },
         seconds: secs,
     };
