@@ -5,11 +5,11 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use xtask::layout::{Layout, LayoutServer};
 use soci_index_generator::config::{Config, IndexVersion, PlatformFilter, RegistryTarget};
 use soci_index_generator::{
     Credentials, ImageRef, Indexer, IndexingOutcome, RegistryClient, RetryPolicy,
 };
+use xtask::layout::{Layout, LayoutServer};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -88,27 +88,34 @@ const LAYOUT_REPOSITORY: &str = "layout";
 /// The indexer and image `args` describe: configuration from the environment (as the Lambda
 /// reads it), then the command line on top.
 pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
-    let (layout, url, repository, tag, digest) =
-        if let Some((dir, tag)) = xtask::layout::parse_reference(&args.reference) {
-            if args.wait.wait {
-                bail!(
-                    "--wait asks the deployed generator Lambda to index a registry image; it cannot read the local layout {}: index the layout here (without --wait), then push it with any OCI tool",
-                    dir.display()
-                );
-            }
-            let opened = Layout::open(&dir)?;
-            let server = LayoutServer::start(opened)
-                .with_context(|| format!("serving the OCI layout {}", dir.display()))?;
-            let url = server.url();
-            (Some(server), url, LAYOUT_REPOSITORY.to_string(), Some(tag), None)
-        } else {
-            let (host, repository, tag, digest) = parse_reference(&args.reference)?;
-            let url = format!(
-                "{}://{host}",
-                if args.plain_http { "http" } else { "https" }
+    let (layout, url, repository, tag, digest) = if let Some((dir, tag)) =
+        xtask::layout::parse_reference(&args.reference)
+    {
+        if args.wait.wait {
+            bail!(
+                "--wait asks the deployed generator Lambda to index a registry image; it cannot read the local layout {}: index the layout here (without --wait), then push it with any OCI tool",
+                dir.display()
             );
-            (None, url, repository, tag, digest)
-        };
+        }
+        let opened = Layout::open(&dir)?;
+        let server = LayoutServer::start(opened)
+            .with_context(|| format!("serving the OCI layout {}", dir.display()))?;
+        let url = server.url();
+        (
+            Some(server),
+            url,
+            LAYOUT_REPOSITORY.to_string(),
+            Some(tag),
+            None,
+        )
+    } else {
+        let (host, repository, tag, digest) = parse_reference(&args.reference)?;
+        let url = format!(
+            "{}://{host}",
+            if args.plain_http { "http" } else { "https" }
+        );
+        (None, url, repository, tag, digest)
+    };
     let mut config = Config::from_env().context("configuration from the environment")?;
     if args.v1 {
         config.index_version = IndexVersion::V1;
