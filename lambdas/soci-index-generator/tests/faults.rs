@@ -16,7 +16,7 @@ use soci_index_generator::{
     Credentials, ImageRef, Indexer, IndexingOutcome, PipelineError, RegistryClient, RetryPolicy,
     error_chain,
 };
-use test_support::faults::{Fault, RetryAfter, Rule, SIGNED_PREFIX, SIGNED_SECRET, Seen};
+use test_support::faults::{Fault, Gate, RetryAfter, Rule, SIGNED_PREFIX, SIGNED_SECRET, Seen};
 use test_support::image::Pushed;
 
 /// Indexes `repo@digest` pushed as `v1`, giving up (test failure) after a minute.
@@ -460,6 +460,57 @@ async fn a_late_event_never_moves_the_index_tag_back() {
         before,
         "nothing pushed for the late event"
     );
+    check_v2(&env, repo, "latest", &b.digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_indexed_while_an_older_run_writes_the_index_tag_keeps_the_index_tag() {
+    // A passes the check before tagging; B is pushed and fully indexed before A's tag write
+    // lands, which points `latest-soci` back at A's conversion: A's run must notice and put it
+    // back on B.
+    let env = Env::start().await;
+    let repo = "race";
+    let a = push_image(
+        &env,
+        repo,
+        Some("latest"),
+        &[LayerBlob::gzip(21, 600 * 1024)],
+        "amd64",
+        false,
+    )
+    .await;
+    let gate = Arc::new(Gate::default());
+    env.proxy.add(Rule::new(
+        "PUT",
+        "/manifests/latest-soci",
+        1,
+        Fault::Hold(gate.clone()),
+    ));
+    let older = run_with(&env, env.config(), repo, &a.digest, Some("latest"));
+    let newer = async {
+        gate.arrived().await;
+        let b = push_image(
+            &env,
+            repo,
+            Some("latest"),
+            &[LayerBlob::gzip(22, 600 * 1024)],
+            "amd64",
+            false,
+        )
+        .await;
+        assert_indexed(&run_with(&env, env.config(), repo, &b.digest, Some("latest")).await);
+        gate.open();
+        b
+    };
+    let (older, b) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(older, newer)
+    })
+    .await
+    .expect("both runs end");
+    let older = older.expect("not an error");
+    assert_eq!(older.status(), "superseded", "{older:?}");
+    let json = serde_json::to_value(&older).expect("json");
+    assert_eq!(json["current_digest"], b.digest.as_str());
     check_v2(&env, repo, "latest", &b.digest).await;
 }
 

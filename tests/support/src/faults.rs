@@ -55,6 +55,28 @@ pub enum Fault {
     FlipByte(usize),
     /// The first `after` body bytes at once, then one byte every `interval`.
     Drip { after: usize, interval: Duration },
+    /// The request waits at the proxy until the test opens the gate, then goes on unchanged:
+    /// a window to act in between two of the client's requests.
+    Hold(std::sync::Arc<Gate>),
+}
+
+/// Where a [`Fault::Hold`] request waits.
+#[derive(Debug, Default)]
+pub struct Gate {
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Notify,
+}
+
+impl Gate {
+    /// Returns once a request is held (at once if one already is).
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Lets the held request go on.
+    pub fn open(&self) {
+        self.open.notify_one();
+    }
 }
 
 /// Where a fault applies and how many times.
@@ -304,6 +326,10 @@ async fn serve(s: &State, http: &reqwest::Client, mut stream: TcpStream) -> Resu
         );
         stream.write_all(head.as_bytes()).await?;
         return Ok(stream.shutdown().await?);
+    }
+    if let Some(Fault::Hold(gate)) = &fault {
+        gate.arrived.notify_one();
+        gate.open.notified().await;
     }
     let upstream = forward(s, http, &request).await?;
     seen.answer = match &fault {

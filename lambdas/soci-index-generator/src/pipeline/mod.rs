@@ -91,6 +91,9 @@ pub struct Indexer {
     registry: Arc<RegistryClient>,
     config: Config,
     dry_run: bool,
+    /// Whether a tag that moved while `<tag><suffix>` was written gets the image it names now
+    /// indexed again (off inside that repair, so it happens at most once per run).
+    repair_tag_races: bool,
 }
 
 impl Indexer {
@@ -99,6 +102,7 @@ impl Indexer {
             registry,
             config,
             dry_run: false,
+            repair_tag_races: true,
         }
     }
 

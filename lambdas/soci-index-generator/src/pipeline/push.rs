@@ -158,6 +158,11 @@ impl Indexer {
         pusher
             .tag(&index_tag, &index_digest, media_type, index_bytes)
             .await?;
+        if !self.dry_run
+            && let Some(superseded) = self.superseded(image).await?
+        {
+            return self.reindex_after_tag_race(superseded, &index_tag).await;
+        }
         let image_digest = image.digest.clone().unwrap_or_default();
         let tag = image.tag.as_deref().filter(|t| !t.is_empty());
         tracing::info!(repository = %image.repository, digest = %image_digest, tag = tag.unwrap_or_default(), index_tag = %index_tag, index_digest = %index_digest, dry_run = self.dry_run, "indexed");
@@ -171,6 +176,60 @@ impl Indexer {
             layers: finish.layers,
             pushed: pusher.pushed().await,
             dry_run: self.dry_run,
+        })
+    }
+
+    /// The tag moved between the check before tagging and the tag write. The newer image may
+    /// already have been indexed, its `<tag><suffix>` then overwritten by this older image's
+    /// (registries have no conditional tag write), so it is indexed once more, which puts
+    /// `<tag><suffix>` back on the image the tag names. A failure of that run is the run's
+    /// failure: its own event's delivery may already be over.
+    async fn reindex_after_tag_race(
+        &self,
+        superseded: IndexingOutcome,
+        index_tag: &str,
+    ) -> Result<IndexingOutcome> {
+        let IndexingOutcome::Superseded {
+            repository,
+            image_digest,
+            tag,
+            current_digest: Some(current),
+            message,
+        } = superseded
+        else {
+            return Ok(superseded);
+        };
+        if !self.repair_tag_races {
+            return Ok(IndexingOutcome::Superseded {
+                repository,
+                image_digest,
+                tag,
+                current_digest: Some(current),
+                message,
+            });
+        }
+        let newer = ImageRef {
+            repository: repository.clone(),
+            digest: Some(current.clone()),
+            tag: Some(tag.clone()),
+        };
+        let once = Indexer {
+            registry: self.registry.clone(),
+            config: self.config.clone(),
+            dry_run: self.dry_run,
+            repair_tag_races: false,
+        };
+        let repaired = Box::pin(once.run(&newer)).await?;
+        tracing::warn!(repository = %repository, digest = %image_digest, tag = %tag, current = %current, repaired = repaired.status(), "the tag moved while {index_tag} was written: indexed what it names now");
+        Ok(IndexingOutcome::Superseded {
+            repository,
+            image_digest,
+            tag,
+            message: format!(
+                "{message}; it moved while {index_tag} was being written, so {current} was indexed again ({})",
+                repaired.status()
+            ),
+            current_digest: Some(current),
         })
     }
 
