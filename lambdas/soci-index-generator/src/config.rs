@@ -14,6 +14,9 @@
 //! | `index_tag_suffix` | `-soci` | V2 tag suffix; tags already ending in it are skipped |
 //! | `build_tool_identifier` | `soci-lambda v<version>` | written into every zTOC and index |
 //! | `memory_budget_mib` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 2048 | memory the zTOC budget is derived from |
+//! | `parallel_fetch_min_size` | 33554432 | layers this large or larger are fetched as concurrent `Range` requests ([`ParallelFetch`]) |
+//! | `parallel_fetch_chunk_size` | 8388608 | bytes per `Range` request |
+//! | `parallel_fetch_concurrency` | memory / 64 MiB, 2 to 8 | `Range` requests in flight (or buffered) per layer; 1: one stream |
 //! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
 
 use std::fmt;
@@ -134,6 +137,8 @@ pub struct Config {
     /// is left out as unindexable instead of exhausting the function's memory. Derived from
     /// `memory_budget_mib`, else the Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
     pub memory_budget: soci_core::MemoryBudget,
+    /// How large layers are fetched: several `Range` requests at once ([`ParallelFetch`]).
+    pub parallel_fetch: ParallelFetch,
     /// soci's xattr optimisation (`soci create --optimizations xattr`): mark the zTOC descriptor
     /// of each layer that qualifies (`BuiltZtoc::xattrs_disableable`) so the snapshotter skips
     /// xattr lookups there. Off by default, as in the reference.
@@ -142,6 +147,71 @@ pub struct Config {
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
+
+/// How a large layer is downloaded: as `concurrency` `Range` requests of `chunk_size` bytes at
+/// a time, bytes handed to the builder in order (`pipeline::fetch`), when the layer has at
+/// least `min_size` bytes; smaller layers, and stores that do not honour `Range`, get one
+/// stream. Memory per layer is at most `concurrency x chunk_size` besides the builder's channel.
+///
+/// Why these defaults: S3 (behind ECR's presigned redirects) serves one connection at roughly
+/// 50-90 MiB/s, while one core inflates about 400 MiB/s of gzip; 8 connections of 8 MiB ranges
+/// (the size S3's guidance names) keep one core's inflater fed. The generator indexes as many
+/// layers at once as it has CPUs, and Lambda gives 2 vCPUs from 1769 MB up (one full vCPU per
+/// 1769 MB): 2 layers x 8 x 8 MiB = 128 MiB, a quarter of a 512 MB function. Smaller functions
+/// get fewer connections (memory / 64 MiB, at least 2), so the buffers stay within a quarter
+/// of their memory. Layers under 32 MiB (4 chunks) gain little and keep one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParallelFetch {
+    pub min_size: u64,
+    pub chunk_size: u64,
+    /// Chunks in flight or buffered per layer; 1 turns the parallel fetch off.
+    pub concurrency: usize,
+}
+
+impl Default for ParallelFetch {
+    fn default() -> Self {
+        Self {
+            min_size: 32 << 20,
+            chunk_size: 8 << 20,
+            concurrency: MAX_DEFAULT_FETCH_CONCURRENCY,
+        }
+    }
+}
+
+impl ParallelFetch {
+    /// One stream for every layer.
+    pub fn off() -> Self {
+        Self {
+            concurrency: 1,
+            ..Self::default()
+        }
+    }
+
+    /// True when a layer of `size` bytes is fetched in parallel.
+    pub fn applies_to(&self, size: u64) -> bool {
+        self.concurrency > 1 && size >= self.min_size && size > self.chunk_size
+    }
+
+    /// The default concurrency for a function of `memory_mib`: memory / 64 MiB, from 2 to 8
+    /// (two layers at once, 8 MiB chunks: a quarter of the memory at most).
+    pub fn concurrency_for_memory_mib(memory_mib: u64) -> usize {
+        usize::try_from(memory_mib / 64)
+            .unwrap_or(usize::MAX)
+            .clamp(2, MAX_DEFAULT_FETCH_CONCURRENCY)
+    }
+}
+
+/// Layers at least this large are fetched in parallel (bytes).
+pub const ENV_PARALLEL_FETCH_MIN_SIZE: &str = "parallel_fetch_min_size";
+/// Bytes per `Range` request.
+pub const ENV_PARALLEL_FETCH_CHUNK_SIZE: &str = "parallel_fetch_chunk_size";
+/// `Range` requests in flight per layer (1: one stream).
+pub const ENV_PARALLEL_FETCH_CONCURRENCY: &str = "parallel_fetch_concurrency";
+const MIN_FETCH_CHUNK_SIZE: u64 = 64 << 10;
+/// Bounds a chunk's buffer: the setting sizes memory, so it is refused above this.
+const MAX_FETCH_CHUNK_SIZE: u64 = 256 << 20;
+const MAX_FETCH_CONCURRENCY: usize = 64;
+const MAX_DEFAULT_FETCH_CONCURRENCY: usize = 8;
 
 /// Overrides the memory (MiB) the zTOC budget is derived from.
 pub const ENV_MEMORY_BUDGET_MIB: &str = "memory_budget_mib";
@@ -181,6 +251,7 @@ impl Default for Config {
             layer_deadline_base: std::time::Duration::from_secs(60),
             layer_min_bytes_per_second: DEFAULT_LAYER_MIN_BYTES_PER_SECOND,
             memory_budget: soci_core::MemoryBudget::default(),
+            parallel_fetch: ParallelFetch::default(),
             disable_xattrs: false,
         }
     }
@@ -278,6 +349,32 @@ impl Config {
         };
         if let Some(mib) = memory_mib {
             config.memory_budget = soci_core::MemoryBudget::for_memory_mib(mib);
+            config.parallel_fetch.concurrency = ParallelFetch::concurrency_for_memory_mib(mib);
+        }
+        if let Some(n) = number(ENV_PARALLEL_FETCH_MIN_SIZE, 0)? {
+            config.parallel_fetch.min_size = n;
+        }
+        if let Some(n) = number(ENV_PARALLEL_FETCH_CHUNK_SIZE, MIN_FETCH_CHUNK_SIZE)? {
+            if n > MAX_FETCH_CHUNK_SIZE {
+                return Err(ConfigError::Invalid {
+                    name: ENV_PARALLEL_FETCH_CHUNK_SIZE.into(),
+                    value: n.to_string(),
+                    expected: format!("{MIN_FETCH_CHUNK_SIZE} to {MAX_FETCH_CHUNK_SIZE} (bytes)"),
+                });
+            }
+            config.parallel_fetch.chunk_size = n;
+        }
+        if let Some(v) = get(ENV_PARALLEL_FETCH_CONCURRENCY) {
+            config.parallel_fetch.concurrency = match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_FETCH_CONCURRENCY).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: ENV_PARALLEL_FETCH_CONCURRENCY.into(),
+                        value: v,
+                        expected: format!("1 to {MAX_FETCH_CONCURRENCY} (1: one stream per layer)"),
+                    });
+                }
+            };
         }
         if let Some(v) = get(ENV_DISABLE_XATTRS) {
             config.disable_xattrs = parse_bool(ENV_DISABLE_XATTRS, &v)?;
@@ -403,10 +500,50 @@ mod tests {
         assert!(!from(&[("disable_xattrs", "")]).unwrap().disable_xattrs);
         assert!(!from(&[("disable_xattrs", "false")]).unwrap().disable_xattrs);
         assert!(from(&[("disable_xattrs", "true")]).unwrap().disable_xattrs);
-        assert!(from(&[("disable_xattrs", " TRUE ")]).unwrap().disable_xattrs);
+        assert!(
+            from(&[("disable_xattrs", " TRUE ")])
+                .unwrap()
+                .disable_xattrs
+        );
         let err = from(&[("disable_xattrs", "yes")]).unwrap_err();
         assert!(err.to_string().contains("disable_xattrs"), "{err}");
         assert!(err.to_string().contains("true or false"), "{err}");
+    }
+
+    #[test]
+    fn parallel_fetch_settings() {
+        let d = from(&[]).unwrap().parallel_fetch;
+        assert_eq!(d, ParallelFetch::default());
+        assert!(d.applies_to(32 << 20) && !d.applies_to((32 << 20) - 1));
+        assert!(!ParallelFetch::off().applies_to(1 << 40));
+        let small = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]).unwrap();
+        assert_eq!(small.parallel_fetch.concurrency, 2);
+        let mid = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]).unwrap();
+        assert_eq!(mid.parallel_fetch.concurrency, 4);
+        let big = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240")]).unwrap();
+        assert_eq!(big.parallel_fetch.concurrency, 8);
+        let set = from(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("parallel_fetch_min_size", "0"),
+            ("parallel_fetch_chunk_size", "1048576"),
+            ("parallel_fetch_concurrency", "16"),
+        ])
+        .unwrap()
+        .parallel_fetch;
+        assert_eq!(
+            (set.min_size, set.chunk_size, set.concurrency),
+            (0, 1 << 20, 16)
+        );
+        for (name, value) in [
+            ("parallel_fetch_chunk_size", "1024"),
+            ("parallel_fetch_chunk_size", "1073741824"),
+            ("parallel_fetch_concurrency", "0"),
+            ("parallel_fetch_concurrency", "65"),
+            ("parallel_fetch_min_size", "big"),
+        ] {
+            let err = from(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum Fault {
     FlipByte(usize),
     /// The first `after` body bytes at once, then one byte every `interval`.
     Drip { after: usize, interval: Duration },
+    /// The upstream's answer with header `name` set to `value` (added when absent), e.g. a
+    /// `Content-Range` that is not the range asked for.
+    SetHeader { name: String, value: String },
     /// The request waits at the proxy until the test opens the gate, then goes on unchanged:
     /// a window to act in between two of the client's requests.
     Hold(std::sync::Arc<Gate>),
@@ -85,6 +88,8 @@ pub struct Rule {
     pub method: String,
     /// A fragment of the request path (`/blobs/`, `/manifests/v1-soci`, `sha256:...`).
     pub path_contains: String,
+    /// When set, only requests whose `Range` header is exactly this (`bytes=0-1023`).
+    pub range: Option<String>,
     pub times: usize,
     pub fault: Fault,
 }
@@ -94,9 +99,16 @@ impl Rule {
         Self {
             method: method.into(),
             path_contains: path_contains.into(),
+            range: None,
             times,
             fault,
         }
+    }
+
+    /// Only for requests with this exact `Range` header (one chunk of a parallel fetch).
+    pub fn with_range(mut self, range: &str) -> Self {
+        self.range = Some(range.into());
+        self
     }
 }
 
@@ -280,8 +292,12 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request> {
 /// The first rule matching `request` with shots left (one shot used).
 fn take_fault(s: &State, request: &Request) -> Option<Fault> {
     let mut rules = lock(&s.rules);
+    let range = request.header("range");
     let rule = rules.iter_mut().find(|r| {
-        r.times > 0 && r.method == request.method && request.path.contains(&r.path_contains)
+        r.times > 0
+            && r.method == request.method
+            && request.path.contains(&r.path_contains)
+            && (r.range.is_none() || r.range == range)
     })?;
     rule.times -= 1;
     Some(rule.fault.clone())
@@ -409,6 +425,10 @@ async fn write_response(
     fault: Option<Fault>,
 ) -> Result<()> {
     let close_delimited = matches!(fault, Some(Fault::TruncateAfter(_)));
+    let set_header = match &fault {
+        Some(Fault::SetHeader { name, value }) => Some((name.to_ascii_lowercase(), value)),
+        _ => None,
+    };
     let status = upstream.status();
     let mut head = format!(
         "HTTP/1.1 {} {}\r\n",
@@ -419,6 +439,7 @@ async fn write_response(
         let name = k.as_str();
         if matches!(name, "transfer-encoding" | "connection")
             || (name == "content-length" && close_delimited)
+            || set_header.as_ref().is_some_and(|(n, _)| n == name)
         {
             continue;
         }
@@ -428,6 +449,9 @@ async fn write_response(
         } else {
             value.into_owned()
         };
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some((name, value)) = &set_header {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");

@@ -3,19 +3,21 @@
 //!
 //! The HTTP body is pulled by an async task into a small bounded channel that the blocking
 //! builder reads (`std::io::Read`), so the download of the next bytes overlaps the inflate of
-//! the previous ones while memory stays bounded (at most [`CHANNEL_CHUNKS`] body chunks).
+//! the previous ones while memory stays bounded (at most [`CHANNEL_CHUNKS`] body chunks). How
+//! the bytes are downloaded (one stream, or parallel `Range` requests for a large layer, each
+//! with its bounded window) is [`super::fetch`]'s business.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
 use soci_core::{BuildOptions, BuiltZtoc, Compression};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::registry::{DigestHasher, RegistryClient, RegistryError, RetryPolicy};
+use super::fetch::{self, Blob, Chunk, FetchError, ParallelFetch};
+use crate::registry::{RegistryClient, RegistryError, RetryPolicy};
 
 /// Body chunks buffered between the download and the builder (hyper chunks are at most a few
 /// hundred KiB, so this stays within a few MiB per layer).
@@ -74,10 +76,9 @@ pub enum LayerError {
     },
 }
 
-/// What the download task hands the builder: bytes, then `None` once every byte of the blob
-/// arrived and matched its digest. A channel that closes without that `None` is a download
-/// that stopped, which the builder must never take for the end of the layer.
-type Chunk = std::io::Result<Option<Bytes>>;
+// The download task hands the builder bytes, then `None` once every byte of the blob arrived
+// and matched its digest (`Chunk`). A channel that closes without that `None` is a download
+// that stopped, which the builder must never take for the end of the layer.
 
 /// `Read` over the chunks the download task sends.
 struct ChannelReader {
@@ -149,6 +150,8 @@ pub struct LayerOptions<'a> {
     pub retry: RetryPolicy,
     pub deadline_base: Duration,
     pub min_bytes_per_second: u64,
+    /// How a large layer is fetched (several `Range` requests at once).
+    pub parallel_fetch: ParallelFetch,
 }
 
 async fn build_attempts(
@@ -198,9 +201,13 @@ async fn build_once(
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let download = Download {
         registry: registry.clone(),
-        repo: repo.to_string(),
-        digest: layer.digest.clone(),
-        size: layer.size,
+        blob: Blob {
+            repo: repo.to_string(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+            sha256_checked_by_reader: true,
+        },
+        parallel: options.parallel_fetch,
         retry: options.retry,
     };
     let pump = AbortOnDropHandle::new(tokio::spawn(pump(download, tx)));
@@ -252,19 +259,12 @@ async fn build_once(
 /// What the download task needs.
 struct Download {
     registry: Arc<RegistryClient>,
-    repo: String,
-    digest: String,
-    size: u64,
+    blob: Blob,
+    parallel: ParallelFetch,
     retry: RetryPolicy,
 }
 
-/// Why the download task failed.
-enum PumpError {
-    Registry(RegistryError),
-    Corrupt(String),
-}
-
-impl PumpError {
+impl FetchError {
     fn into_layer_error(self, digest: &str) -> LayerError {
         match self {
             Self::Registry(source) => LayerError::Download {
@@ -275,130 +275,29 @@ impl PumpError {
                 digest: digest.into(),
                 detail,
             },
+            Self::Task(detail) => LayerError::Task {
+                digest: digest.into(),
+                detail,
+            },
         }
     }
 }
 
-/// Downloads the blob into `tx`: exactly `size` bytes (never reading past them), hashed with
-/// the digest's algorithm on the way unless it is sha256, which soci-core checks. A body that
-/// breaks off (reset, timeout, or an early end of a close-delimited body) is continued from
-/// the current offset with `Range`; a store that answers `200` instead gets its first bytes
-/// skipped. When the builder stops reading early (it refused the layer), the rest of a
-/// non-sha256 blob is still read and hashed, so that a refusal is only kept for bytes that are
-/// the blob (soci-core does the same for sha256).
-async fn pump(d: Download, tx: mpsc::Sender<Chunk>) -> Result<(), PumpError> {
-    let result = pump_verified(&d, &tx).await;
+/// Downloads the blob into `tx` ([`fetch::fetch`]: one stream, or parallel ranges for a large
+/// layer), then tells the builder how it ended: `None` when every byte arrived and matched.
+async fn pump(d: Download, tx: mpsc::Sender<Chunk>) -> Result<(), FetchError> {
+    let result = fetch::fetch(&d.registry, &d.blob, &d.parallel, d.retry, &tx).await;
     let last = match &result {
-        Ok(()) => Ok(None),
-        Err(PumpError::Registry(e)) => Err(std::io::Error::other(e.to_string())),
-        Err(PumpError::Corrupt(detail)) => Err(std::io::Error::other(detail.clone())),
+        Ok(report) => {
+            if report.ranged_chunks > 0 || report.fallback.is_some() {
+                tracing::debug!(layer = %d.blob.digest, ?report, "layer fetched with ranges");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(std::io::Error::other(e.to_string())),
     };
     let _ = tx.send(last).await;
-    result
-}
-
-async fn pump_verified(d: &Download, tx: &mpsc::Sender<Chunk>) -> Result<(), PumpError> {
-    let mut hasher = DigestHasher::for_digest(&d.digest).map_err(PumpError::Corrupt)?;
-    // soci-core hashes sha256 itself, and checks it before it refuses a layer (a refusal of
-    // bytes that are not the blob comes back as a digest mismatch): hashing it here too would
-    // cost a second pass over every byte. Other algorithms are checked only here.
-    let hashing = !d.digest.starts_with("sha256:");
-    let mut offset = 0u64;
-    let mut reader_alive = true;
-    let mut breaks = 0u32;
-    while offset < d.size {
-        let resp = d
-            .registry
-            .get_blob_from(&d.repo, &d.digest, offset)
-            .await
-            .map_err(PumpError::Registry)?;
-        let mut skip = body_start(&resp, offset).map_err(PumpError::Corrupt)?;
-        let mut body = resp.bytes_stream();
-        let broke = loop {
-            let chunk = match body.next().await {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => break e.without_url().to_string(),
-                None => break format!("the body ended at byte {offset} of {}", d.size),
-            };
-            let chunk = skip_prefix(chunk, &mut skip);
-            if chunk.is_empty() {
-                continue;
-            }
-            if offset + chunk.len() as u64 > d.size {
-                return Err(PumpError::Corrupt(format!(
-                    "more than the descriptor's {} bytes",
-                    d.size
-                )));
-            }
-            if hashing {
-                hasher.update(&chunk);
-            }
-            offset += chunk.len() as u64;
-            if reader_alive && tx.send(Ok(Some(chunk))).await.is_err() {
-                reader_alive = false;
-            }
-            if !reader_alive && !hashing {
-                // The builder is done and has checked (or will report) what it read itself.
-                return Ok(());
-            }
-            if offset == d.size {
-                break String::new();
-            }
-        };
-        if offset == d.size {
-            break;
-        }
-        if !d.retry.allows_another(breaks) {
-            return Err(PumpError::Corrupt(format!(
-                "download broke off {} times, last at byte {offset}: {broke}",
-                breaks + 1
-            )));
-        }
-        tracing::warn!(layer = %d.digest, offset, error = %broke, attempt = breaks, "layer download broke off, continuing it");
-        tokio::time::sleep(d.retry.delay(breaks, None)).await;
-        breaks += 1;
-    }
-    let actual = hasher.finish();
-    if hashing && actual != d.digest {
-        return Err(PumpError::Corrupt(format!(
-            "the {} bytes served have digest {actual}",
-            d.size
-        )));
-    }
-    Ok(())
-}
-
-/// Bytes to skip at the start of the answer to a request for the blob from `offset`: 0 for
-/// a `206` starting there, `offset` for a `200` (the whole blob again).
-fn body_start(resp: &reqwest::Response, offset: u64) -> Result<u64, String> {
-    if offset == 0 || resp.status() == reqwest::StatusCode::OK {
-        return Ok(offset);
-    }
-    let range = resp
-        .headers()
-        .get(reqwest::header::CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let start = range
-        .strip_prefix("bytes ")
-        .and_then(|r| r.split('-').next())
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    match (resp.status().as_u16(), start) {
-        (206, Some(start)) if start == offset => Ok(0),
-        (status, _) => Err(format!(
-            "asked for bytes from {offset}, got status {status} with Content-Range {range:?}"
-        )),
-    }
-}
-
-/// `chunk` without its first `*skip` bytes (counted down).
-fn skip_prefix(mut chunk: Bytes, skip: &mut u64) -> Bytes {
-    let n = usize::try_from(*skip)
-        .unwrap_or(usize::MAX)
-        .min(chunk.len());
-    *skip -= n as u64;
-    chunk.advance(n);
-    chunk
+    result.map(|_| ())
 }
 
 #[cfg(test)]
@@ -442,16 +341,5 @@ mod tests {
             layer_deadline(1 << 30, base, rate),
             Duration::from_secs(60 + 512)
         );
-    }
-
-    #[test]
-    fn skipping_a_restarted_body() {
-        let mut skip = 5;
-        assert!(skip_prefix(Bytes::from_static(b"abc"), &mut skip).is_empty());
-        assert_eq!(
-            &skip_prefix(Bytes::from_static(b"defgh"), &mut skip)[..],
-            b"fgh"
-        );
-        assert_eq!(skip, 0);
     }
 }

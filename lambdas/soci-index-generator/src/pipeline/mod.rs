@@ -15,6 +15,7 @@
 //! checked with `HEAD` first and not sent again when the registry already has it ([`pusher`]).
 
 mod build;
+pub mod fetch;
 pub mod layer;
 mod outcome;
 mod plan;

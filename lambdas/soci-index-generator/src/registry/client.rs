@@ -2,6 +2,7 @@
 //! [`RegistryClient::send`] (authentication, retries of transient failures).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -313,6 +314,90 @@ impl RegistryClient {
         Ok(resp)
     }
 
+    /// `GET /v2/<repo>/blobs/<digest>` of the bytes `range` (`Range: bytes=a-b`), through
+    /// [`RegistryClient::send`] (auth, retries), redirects followed. Also says where the bytes
+    /// came from: a registry that redirects (ECR to a presigned S3 URL) is asked once, and
+    /// later ranges go to that URL ([`RegistryClient::get_blob_range_at`]). The answer is
+    /// `206` when the store honours the range and `200` (the whole blob) when it does not; the
+    /// caller checks which.
+    pub async fn get_blob_range(
+        &self,
+        repo: &str,
+        digest: &str,
+        range: Range<u64>,
+    ) -> Result<(Response, BlobLocation)> {
+        let op = range_op(repo, digest, &range);
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let value = range_header(&op, &range)?;
+        let resp = self
+            .send(&op, repo, Access::Pull, |c| {
+                c.get(url.clone()).header(header::RANGE, value.clone())
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(Self::fail(&op, resp).await);
+        }
+        let location = if *resp.url() == url {
+            BlobLocation::Registry
+        } else {
+            BlobLocation::Redirected(resp.url().clone())
+        };
+        Ok((resp, location))
+    }
+
+    /// The bytes `range` of a blob from where [`RegistryClient::get_blob_range`] found it. A
+    /// redirect target is asked directly, without the registry's credentials (a presigned URL
+    /// carries its own, and S3 refuses a request with both), transient failures retried; its
+    /// `403` (the URL expired) comes back as an error with that status, for the caller to
+    /// resolve the redirect again.
+    pub async fn get_blob_range_at(
+        &self,
+        repo: &str,
+        digest: &str,
+        location: &BlobLocation,
+        range: Range<u64>,
+    ) -> Result<Response> {
+        let url = match location {
+            BlobLocation::Registry => {
+                return Ok(self.get_blob_range(repo, digest, range).await?.0);
+            }
+            BlobLocation::Redirected(url) => url,
+        };
+        let op = range_op(repo, digest, &range);
+        let value = range_header(&op, &range)?;
+        let mut attempt = 0u32;
+        loop {
+            let sent = self
+                .http
+                .get(url.clone())
+                .header(header::RANGE, value.clone())
+                .send()
+                .await;
+            let (status, retry_after) = match sent {
+                Ok(resp) if is_transient_status(resp.status()) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = retry::retry_after(resp.headers());
+                    let err = RegistryError::from_response(&op, resp).await;
+                    if !self.retry.allows_another(attempt) {
+                        return Err(err);
+                    }
+                    tracing::warn!(op, error = %err, attempt, "transient blob store answer, retrying");
+                    (status, retry_after)
+                }
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => return Err(Self::fail(&op, resp).await),
+                Err(e) if is_transient_error(&e) && self.retry.allows_another(attempt) => {
+                    let err = RegistryError::transport(&op, url, e);
+                    tracing::warn!(op, error = %err, attempt, "transient blob store error, retrying");
+                    (0, None)
+                }
+                Err(e) => return Err(RegistryError::transport(&op, url, e)),
+            };
+            tokio::time::sleep(self.retry.delay_after(attempt, status, retry_after)).await;
+            attempt += 1;
+        }
+    }
+
     /// A blob whole (at most [`BLOB_LIMIT`] bytes: for checks of what was pushed; the pipeline
     /// streams layers), digest checked (sha256 or sha512).
     pub async fn get_blob_bytes(&self, repo: &str, digest: &str) -> Result<Bytes> {
@@ -372,6 +457,42 @@ impl RegistryClient {
         }
         Ok(())
     }
+}
+
+/// Where a blob's bytes are served from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// The registry's own blob URL (authenticated requests).
+    Registry,
+    /// The URL the registry redirected to (ECR: a presigned S3 URL, credentials in its query).
+    Redirected(Url),
+}
+
+/// Never prints a presigned URL's query string.
+impl std::fmt::Debug for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Registry => f.write_str("Registry"),
+            Self::Redirected(url) => write!(f, "Redirected({})", super::redact(url)),
+        }
+    }
+}
+
+fn range_op(repo: &str, digest: &str, range: &Range<u64>) -> String {
+    format!(
+        "get blob {repo}@{digest} bytes {}-{}",
+        range.start,
+        range.end.saturating_sub(1)
+    )
+}
+
+/// `bytes=a-b` (inclusive) of a non-empty `range`.
+fn range_header(op: &str, range: &Range<u64>) -> Result<HeaderValue> {
+    if range.is_empty() {
+        return Err(RegistryError::protocol(op, "an empty byte range"));
+    }
+    HeaderValue::from_str(&format!("bytes={}-{}", range.start, range.end - 1))
+        .map_err(|e| RegistryError::protocol(op, format!("Range header: {e}")))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<String> {

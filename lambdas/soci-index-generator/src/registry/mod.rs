@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use url::Url;
 
 pub use auth::{Credentials, EcrCredentials};
-pub use client::RegistryClient;
+pub use client::{BlobLocation, RegistryClient};
 pub use graph::RepositoryGraph;
 pub use retry::{RetryPolicy, is_transient_status};
 
