@@ -40,6 +40,7 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 apt_packages=()
 if ! $build_only; then
   command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
+  command -v skopeo >/dev/null || apt_packages+=(skopeo)
   command -v qemu-aarch64-static >/dev/null || apt_packages+=(qemu-user-static)
   command -v unzip >/dev/null || apt_packages+=(unzip)
   command -v readelf >/dev/null || apt_packages+=(binutils)

@@ -535,14 +535,18 @@ impl Layout {
     }
 }
 
-/// The descriptor of a manifest about to be recorded in `index.json`.
+/// The descriptor of a manifest about to be recorded in `index.json`. Its `artifactType` is the
+/// manifest's, or for a referrer (a manifest with a `subject`) its config's media type, as the
+/// referrers API reports it (a SOCI v1 index has only the latter).
 pub fn manifest_entry(media_type: &str, digest: &str, bytes: &[u8], manifest: &Value) -> Entry {
+    let artifact_type = manifest.get("artifactType").or_else(|| {
+        manifest
+            .get("subject")
+            .and_then(|_| manifest.pointer("/config/mediaType"))
+    });
     Entry {
         media_type: media_type.into(),
-        artifact_type: manifest
-            .get("artifactType")
-            .and_then(Value::as_str)
-            .map(String::from),
+        artifact_type: artifact_type.and_then(Value::as_str).map(String::from),
         digest: digest.into(),
         size: bytes.len() as u64,
         annotations: BTreeMap::new(),

@@ -208,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     print_outcome(&outcome, args.dry_run)?;
     if let Some((dir, _)) = xtask::layout::parse_reference(&args.reference)
         && !args.dry_run
+        && matches!(outcome, IndexingOutcome::Indexed { .. })
     {
         println!("written into the OCI layout {}", dir.display());
     }
