@@ -1,5 +1,14 @@
-//! The EventBridge "ECR Image Action" event: ECR sends it for every push; the filter validates it
-//! and forwards it, whole and unchanged, to the generator.
+//! The EventBridge events ECR sends when an image lands in a repository or leaves it, one envelope
+//! for all: "ECR Image Action" (a push, or a delete), "ECR Pull Through Cache Action" (an image
+//! cached from an upstream registry) and "ECR Replication Action" (an image replicated from
+//! another region or account). The filter validates an event and forwards it, whole and
+//! unchanged, to the generator; both read it through [`EcrImageActionEvent::request`], so each
+//! shape comes down to the same [`ImageRequest`] (repository, digest, tag).
+//!
+//! The shapes are those of the Amazon ECR user guide, "Amazon ECR events and EventBridge"
+//! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-eventbridge.html>): a pull
+//! through cache event carries `sync-status` (no `result`, no `action-type`), a replication
+//! event `result`, `action-type: REPLICATE`, `source-account` and `source-region`.
 //!
 //! The envelope deserializes leniently (missing envelope fields, `result` and `action-type`
 //! default to empty, so hand-written events to the generator stay short); the filter's
@@ -41,6 +50,9 @@ pub struct EcrImageAction {
     #[serde(default)]
     pub result: String,
     pub repository_name: String,
+    /// Required by [`parse_and_validate`], except in a pull through cache event: a failed sync
+    /// may have no image.
+    #[serde(default)]
     pub image_digest: String,
     #[serde(default)]
     pub action_type: String,
@@ -51,6 +63,80 @@ pub struct EcrImageAction {
     pub manifest_media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_media_type: Option<String>,
+    /// Pull through cache: `SUCCESS` or `FAILED` (these events have no `result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_status: Option<String>,
+    /// Pull through cache, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    /// Pull through cache, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr_repository_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_registry_url: Option<String>,
+    /// Replication: the account and region the image was replicated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_region: Option<String>,
+}
+
+/// `detail-type` of a push or delete.
+pub const DETAIL_TYPE_IMAGE_ACTION: &str = "ECR Image Action";
+/// `detail-type` of a pull through cache sync.
+pub const DETAIL_TYPE_PULL_THROUGH_CACHE: &str = "ECR Pull Through Cache Action";
+/// `detail-type` of a completed (or failed) replication.
+pub const DETAIL_TYPE_REPLICATION: &str = "ECR Replication Action";
+
+/// How the image came (or went): what an event asks of the generator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `ECR Image Action`, `PUSH`: index it.
+    Push,
+    /// `ECR Pull Through Cache Action`: cached from upstream; index it.
+    PullThroughCache,
+    /// `ECR Replication Action`, `REPLICATE`: replicated here; index it.
+    Replication,
+    /// `ECR Image Action`, `DELETE`: the tag is gone; its `<tag><suffix>` may be cleaned up.
+    Delete,
+}
+
+impl EventKind {
+    /// The name in logs and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::PullThroughCache => "pull_through_cache",
+            Self::Replication => "replication",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// True for the kinds that bring an image to index.
+    pub fn indexes(self) -> bool {
+        !matches!(self, Self::Delete)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What any of the event shapes asks for: the same request whichever way the image came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageRequest {
+    pub kind: EventKind,
+    pub repository: String,
+    pub digest: String,
+    /// `None` for an untagged image.
+    pub tag: Option<String>,
 }
 
 impl EcrImageAction {
@@ -73,12 +159,20 @@ pub enum InvalidEvent {
     Source(String),
     #[error("account {0:?} is not a 12-digit AWS account id")]
     Account(String),
-    #[error("detail-type is {0:?}, expected \"ECR Image Action\"")]
+    #[error(
+        "detail-type is {0:?}, expected \"ECR Image Action\", \"ECR Pull Through Cache Action\" or \"ECR Replication Action\""
+    )]
     DetailType(String),
-    #[error("action-type is {0:?}, expected \"PUSH\"")]
-    ActionType(String),
-    #[error("result is {0:?}, expected \"SUCCESS\"")]
+    #[error("action-type is {action:?}, expected {expected} for {detail_type:?}")]
+    ActionType {
+        detail_type: String,
+        action: String,
+        expected: &'static str,
+    },
+    #[error("result is {0:?}, expected \"SUCCESS\"; nothing to index")]
     Result(String),
+    #[error("sync-status is {status:?}, expected \"SUCCESS\"; nothing to index{failure}")]
+    SyncStatus { status: String, failure: String },
     #[error("repository name {0:?} is not a valid ECR repository name")]
     Repository(String),
     #[error("image digest {0:?} is not a valid digest")]
@@ -88,8 +182,10 @@ pub enum InvalidEvent {
 }
 
 /// Fields that default when deserializing but that a real ECR event always has; checked detail
-/// first, then envelope, the order in which a strict deserializer reports them.
-const REQUIRED_DETAIL_FIELDS: [&str; 2] = ["result", "action-type"];
+/// first, then envelope, the order in which a strict deserializer reports them. A pull through
+/// cache event has `sync-status` instead of `result` and `action-type`.
+const REQUIRED_DETAIL_FIELDS: [&str; 3] = ["result", "action-type", "image-digest"];
+const REQUIRED_PULL_THROUGH_CACHE_FIELDS: [&str; 1] = ["sync-status"];
 const REQUIRED_ENVELOPE_FIELDS: [&str; 3] = ["source", "account", "detail-type"];
 
 static REPOSITORY: LazyLock<Regex> =
@@ -154,7 +250,12 @@ pub fn valid_digest(digest: &str) -> bool {
 
 fn require_fields(value: &serde_json::Value) -> Result<(), InvalidEvent> {
     let detail = &value["detail"];
-    let missing = REQUIRED_DETAIL_FIELDS
+    let required: &[&str] = if value["detail-type"] == DETAIL_TYPE_PULL_THROUGH_CACHE {
+        &REQUIRED_PULL_THROUGH_CACHE_FIELDS
+    } else {
+        &REQUIRED_DETAIL_FIELDS
+    };
+    let missing = required
         .iter()
         .find(|name| detail.get(name).is_none())
         .or_else(|| {
@@ -204,30 +305,171 @@ impl EcrImageActionEvent {
                 image_digest: digest.into(),
                 action_type: "PUSH".into(),
                 image_tag: tag.map(Into::into),
-                manifest_media_type: None,
-                artifact_media_type: None,
+                ..EcrImageAction::default()
             },
         }
     }
 
-    /// Checks that this is a successful push with a well-formed repository, digest and tag.
+    /// The event ECR sends when a pull through cache rule cached `tag` at `digest` from
+    /// `upstream` (`sync-status: SUCCESS`); `id` and `time` are left for the caller.
+    pub fn pull_through_cache(
+        account: &str,
+        region: &str,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        upstream: &str,
+    ) -> Self {
+        let mut event = Self::push(account, region, repository, digest, Some(tag));
+        event.detail_type = DETAIL_TYPE_PULL_THROUGH_CACHE.into();
+        let prefix = repository.split('/').next().unwrap_or(repository);
+        event.detail = EcrImageAction {
+            repository_name: repository.into(),
+            image_digest: digest.into(),
+            image_tag: Some(tag.into()),
+            sync_status: Some("SUCCESS".into()),
+            rule_version: Some("1".into()),
+            ecr_repository_prefix: Some(prefix.into()),
+            upstream_registry_url: Some(upstream.into()),
+            ..EcrImageAction::default()
+        };
+        event
+    }
+
+    /// The event ECR sends in the destination (`account`, `region`) when `tag` at `digest` was
+    /// replicated there from `source_account`'s `source_region`.
+    pub fn replication(
+        account: &str,
+        region: &str,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        source: (&str, &str),
+    ) -> Self {
+        let mut event = Self::push(account, region, repository, digest, Some(tag));
+        event.detail_type = DETAIL_TYPE_REPLICATION.into();
+        event.detail.action_type = "REPLICATE".into();
+        event.detail.source_account = Some(source.0.into());
+        event.detail.source_region = Some(source.1.into());
+        event
+    }
+
+    /// The event ECR sends when `tag` (at `digest`) was deleted.
+    pub fn delete(account: &str, region: &str, repository: &str, digest: &str, tag: &str) -> Self {
+        let mut event = Self::push(account, region, repository, digest, Some(tag));
+        event.detail.action_type = "DELETE".into();
+        event
+    }
+
+    /// Which of the shapes this is. Lenient, as the generator reads events: an empty
+    /// `detail-type` is an image action and an empty `action-type` a push (hand-written events
+    /// stay short); the strict check of their presence is [`parse_and_validate`]'s.
+    pub fn kind(&self) -> Result<EventKind, InvalidEvent> {
+        let action = self.detail.action_type.as_str();
+        let wrong_action = |detail_type: &str, expected: &'static str| InvalidEvent::ActionType {
+            detail_type: detail_type.to_owned(),
+            action: action.to_owned(),
+            expected,
+        };
+        match self.detail_type.as_str() {
+            "" | DETAIL_TYPE_IMAGE_ACTION => match action {
+                "" | "PUSH" => Ok(EventKind::Push),
+                "DELETE" => Ok(EventKind::Delete),
+                _ => Err(wrong_action(
+                    DETAIL_TYPE_IMAGE_ACTION,
+                    "\"PUSH\" or \"DELETE\"",
+                )),
+            },
+            DETAIL_TYPE_PULL_THROUGH_CACHE => Ok(EventKind::PullThroughCache),
+            DETAIL_TYPE_REPLICATION => match action {
+                "" | "REPLICATE" => Ok(EventKind::Replication),
+                _ => Err(wrong_action(DETAIL_TYPE_REPLICATION, "\"REPLICATE\"")),
+            },
+            other => Err(InvalidEvent::DetailType(other.to_owned())),
+        }
+    }
+
+    /// The failure the event reports (`result`, or a pull through cache's `sync-status`, not
+    /// `SUCCESS`). `strict`: an absent status is a failure too (the filter's view); otherwise it
+    /// means success (the generator's, for hand-written events).
+    fn failure(&self, kind: EventKind, strict: bool) -> Option<InvalidEvent> {
+        let detail = &self.detail;
+        if kind == EventKind::PullThroughCache {
+            let status = detail.sync_status.as_deref().unwrap_or_default();
+            if status == "SUCCESS" || (!strict && status.is_empty()) {
+                return None;
+            }
+            let failure = match (&detail.failure_code, &detail.failure_reason) {
+                (None, None) => String::new(),
+                (code, reason) => format!(
+                    " (failure-code {:?}: {})",
+                    code.as_deref().unwrap_or_default(),
+                    reason.as_deref().unwrap_or_default()
+                ),
+            };
+            return Some(InvalidEvent::SyncStatus {
+                status: status.to_owned(),
+                failure,
+            });
+        }
+        let result = detail.result.as_str();
+        (result != "SUCCESS" && (strict || !result.is_empty()))
+            .then(|| InvalidEvent::Result(result.to_owned()))
+    }
+
+    /// What the event asks for, whichever shape it has: the generator's reading (lenient about
+    /// absent fields, like [`Self::kind`]). `Err` when there is nothing to do: a failed push,
+    /// sync or replication, or an action that is neither an arrival nor a delete.
+    pub fn request(&self) -> Result<ImageRequest, InvalidEvent> {
+        let kind = self.kind()?;
+        if let Some(failure) = self.failure(kind, false) {
+            return Err(failure);
+        }
+        Ok(self.request_of(kind))
+    }
+
+    fn request_of(&self, kind: EventKind) -> ImageRequest {
+        ImageRequest {
+            kind,
+            repository: self.detail.repository_name.clone(),
+            digest: self.detail.image_digest.clone(),
+            tag: self.detail.tag().map(str::to_owned),
+        }
+    }
+
+    /// Checks that this is a successful push, pull through cache sync, replication or delete,
+    /// with a well-formed repository, digest and tag: the same checks for every shape.
     pub fn validate(&self) -> Result<(), InvalidEvent> {
+        self.validated().map(drop)
+    }
+
+    /// [`Self::validate`], answering the request.
+    pub fn validated(&self) -> Result<ImageRequest, InvalidEvent> {
         if self.source != "aws.ecr" {
             return Err(InvalidEvent::Source(self.source.clone()));
         }
         if !valid_account(&self.account) {
             return Err(InvalidEvent::Account(self.account.clone()));
         }
-        if self.detail_type != "ECR Image Action" {
-            return Err(InvalidEvent::DetailType(self.detail_type.clone()));
+        if self.detail_type.is_empty() {
+            return Err(InvalidEvent::DetailType(String::new()));
+        }
+        let kind = self.kind()?;
+        if kind != EventKind::PullThroughCache && self.detail.action_type.is_empty() {
+            return Err(InvalidEvent::ActionType {
+                detail_type: self.detail_type.clone(),
+                action: String::new(),
+                expected: if kind == EventKind::Replication {
+                    "\"REPLICATE\""
+                } else {
+                    "\"PUSH\" or \"DELETE\""
+                },
+            });
+        }
+        if let Some(failure) = self.failure(kind, true) {
+            return Err(failure);
         }
         let detail = &self.detail;
-        if detail.action_type != "PUSH" {
-            return Err(InvalidEvent::ActionType(detail.action_type.clone()));
-        }
-        if detail.result != "SUCCESS" {
-            return Err(InvalidEvent::Result(detail.result.clone()));
-        }
         if detail.repository_name.len() > 256 || !REPOSITORY.is_match(&detail.repository_name) {
             return Err(InvalidEvent::Repository(detail.repository_name.clone()));
         }
@@ -236,7 +478,7 @@ impl EcrImageActionEvent {
         }
         match detail.tag() {
             Some(tag) if !TAG.is_match(tag) => Err(InvalidEvent::Tag(tag.to_owned())),
-            _ => Ok(()),
+            _ => Ok(self.request_of(kind)),
         }
     }
 }
@@ -251,6 +493,148 @@ mod tests {
  "image-digest":"sha256:978f","action-type":"PUSH","image-tag":"v1",
  "manifest-media-type":"application/vnd.oci.image.manifest.v1+json",
  "artifact-media-type":"application/vnd.oci.image.config.v1+json"}}"#;
+
+    /// The fixtures of the filter's tests: the shapes of the ECR user guide's "Amazon ECR events
+    /// and EventBridge" page (see the fixtures' README.md for what was changed and why).
+    fn fixture(name: &str) -> serde_json::Value {
+        let text = match name {
+            "push" => include_str!("../../ecr-image-filter/tests/fixtures/push_tagged.json"),
+            "ptc" => include_str!("../../ecr-image-filter/tests/fixtures/pull_through_cache.json"),
+            "ptc_failed" => {
+                include_str!("../../ecr-image-filter/tests/fixtures/pull_through_cache_failed.json")
+            }
+            "replication" => include_str!("../../ecr-image-filter/tests/fixtures/replication.json"),
+            "replication_failed" => {
+                include_str!("../../ecr-image-filter/tests/fixtures/replication_failed.json")
+            }
+            "delete" => include_str!("../../ecr-image-filter/tests/fixtures/delete_tagged.json"),
+            other => panic!("no fixture {other}"),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn every_arrival_shape_is_the_same_request() {
+        for (name, kind) in [
+            ("push", EventKind::Push),
+            ("ptc", EventKind::PullThroughCache),
+            ("replication", EventKind::Replication),
+            ("delete", EventKind::Delete),
+        ] {
+            let value = fixture(name);
+            let event = parse_and_validate(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let strict = event.validated().unwrap();
+            let lenient = event.request().unwrap();
+            assert_eq!(strict, lenient, "{name}");
+            assert_eq!(strict.kind, kind, "{name}");
+            let detail = &value["detail"];
+            assert_eq!(strict.repository, detail["repository-name"], "{name}");
+            assert_eq!(strict.digest, detail["image-digest"], "{name}");
+            assert_eq!(strict.tag.as_deref(), detail["image-tag"].as_str(), "{name}");
+            assert_eq!(kind.indexes(), kind != EventKind::Delete);
+        }
+        let replicated = parse_and_validate(&fixture("replication")).unwrap();
+        assert_eq!(replicated.detail.source_region.as_deref(), Some("us-west-2"));
+        assert_eq!(replicated.region, "us-east-1", "the event comes from the destination");
+    }
+
+    #[test]
+    fn failures_are_refused_with_the_reason() {
+        let err = parse_and_validate(&fixture("ptc_failed")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, InvalidEvent::SyncStatus { .. }), "{err}");
+        assert!(
+            text.contains("\"FAILED\"") && text.contains("UPSTREAM_UNAVAILABLE"),
+            "{text}"
+        );
+        let event: EcrImageActionEvent = serde_json::from_value(fixture("ptc_failed")).unwrap();
+        assert_eq!(event.request().unwrap_err(), err, "the generator ignores it too");
+
+        let err = parse_and_validate(&fixture("replication_failed")).unwrap_err();
+        assert_eq!(err, InvalidEvent::Result("FAILED".into()));
+        let event: EcrImageActionEvent =
+            serde_json::from_value(fixture("replication_failed")).unwrap();
+        assert_eq!(event.request().unwrap_err(), err);
+    }
+
+    #[test]
+    fn each_shape_needs_its_own_fields() {
+        let mut ptc = fixture("ptc");
+        ptc["detail"].as_object_mut().unwrap().remove("sync-status");
+        assert_eq!(
+            parse_and_validate(&ptc).unwrap_err(),
+            InvalidEvent::Malformed("missing field `sync-status`".into())
+        );
+        let mut replication = fixture("replication");
+        replication["detail"]["action-type"] = "PUSH".into();
+        assert!(matches!(
+            parse_and_validate(&replication).unwrap_err(),
+            InvalidEvent::ActionType { .. }
+        ));
+        let mut storage = fixture("push");
+        storage["detail"]["action-type"] = "UPDATE_STORAGE_CLASS".into();
+        let err = parse_and_validate(&storage).unwrap_err();
+        assert!(err.to_string().contains("UPDATE_STORAGE_CLASS"), "{err}");
+        let mut scan = fixture("push");
+        scan["detail-type"] = "ECR Image Scan".into();
+        assert_eq!(
+            parse_and_validate(&scan).unwrap_err(),
+            InvalidEvent::DetailType("ECR Image Scan".into())
+        );
+        // The same repository, digest and tag checks for every shape.
+        let mut bad_digest = fixture("ptc");
+        bad_digest["detail"]["image-digest"] = "sha256:4aa0EXAMPLE".into();
+        assert!(matches!(
+            parse_and_validate(&bad_digest).unwrap_err(),
+            InvalidEvent::Digest(_)
+        ));
+        let mut bad_tag = fixture("replication");
+        bad_tag["detail"]["image-tag"] = "-x".into();
+        assert!(matches!(
+            parse_and_validate(&bad_tag).unwrap_err(),
+            InvalidEvent::Tag(_)
+        ));
+    }
+
+    #[test]
+    fn constructors_build_what_the_filter_accepts() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        for event in [
+            EcrImageActionEvent::push("123456789012", "eu-west-1", "a/b", &digest, Some("v1")),
+            EcrImageActionEvent::pull_through_cache(
+                "123456789012",
+                "eu-west-1",
+                "docker-hub/alpine",
+                &digest,
+                "3",
+                "registry-1.docker.io",
+            ),
+            EcrImageActionEvent::replication(
+                "123456789012",
+                "eu-west-1",
+                "a/b",
+                &digest,
+                "v1",
+                ("210987654321", "us-east-1"),
+            ),
+            EcrImageActionEvent::delete("123456789012", "eu-west-1", "a/b", &digest, "v1"),
+        ] {
+            let value = serde_json::to_value(&event).unwrap();
+            let parsed = parse_and_validate(&value).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(parsed, event);
+            assert_eq!(parsed.validated().unwrap().digest, digest);
+        }
+    }
+
+    #[test]
+    fn hand_written_events_default_to_a_push() {
+        let event: EcrImageActionEvent = serde_json::from_str(
+            r#"{"detail":{"repository-name":"a","image-digest":"sha256:00","image-tag":"v"}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.request().unwrap().kind, EventKind::Push);
+        assert!(event.validate().is_err(), "the filter wants the whole event");
+    }
 
     #[test]
     fn parses_the_documented_event() {

@@ -12,5 +12,7 @@ pub mod event;
 pub mod indexing;
 pub mod logging;
 
-pub use event::{EcrImageAction, EcrImageActionEvent, InvalidEvent, parse_and_validate};
+pub use event::{
+    EcrImageAction, EcrImageActionEvent, EventKind, ImageRequest, InvalidEvent, parse_and_validate,
+};
 pub use indexing::{DEFAULT_INDEX_TAG_SUFFIX, IndexVersion, TagSkip, tag_skip};

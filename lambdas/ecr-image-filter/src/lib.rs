@@ -1,9 +1,10 @@
 //! The ECR image filter Lambda's logic, reachable from tests without a Lambda runtime.
 //!
-//! [`handle`] takes the raw EventBridge event, validates it (the shared contract,
-//! [`soci_lambda_contract::event`]), applies the loop/noise guards and the repository:tag globs
-//! ([`glob`]), and invokes the SOCI index generator asynchronously through an [`Invoker`] (the
-//! real one is [`SdkInvoker`]). Every decision is logged as one JSON line
+//! [`handle`] takes the raw EventBridge event (a push, a pull through cache sync, a replication,
+//! or a tag's delete), validates it (the shared contract, [`soci_lambda_contract::event`]: every
+//! shape comes down to the same repository, digest and tag), applies the loop/noise guards and
+//! the repository:tag globs ([`glob`]) the same way for each, and invokes the SOCI index
+//! generator asynchronously through an [`Invoker`] (the real one is [`SdkInvoker`]). Every decision is logged as one JSON line
 //! ([`soci_lambda_contract::logging`]).
 //!
 //! | decision | answer |
@@ -18,7 +19,9 @@ pub mod glob;
 pub mod invoke;
 
 use serde::Serialize;
-use soci_lambda_contract::event::{EcrImageActionEvent, InvalidEvent, parse_and_validate};
+use soci_lambda_contract::event::{
+    EcrImageActionEvent, EventKind, InvalidEvent, parse_and_validate,
+};
 use soci_lambda_contract::indexing::{TagSkip, tag_skip};
 
 pub use config::{
@@ -40,6 +43,9 @@ pub const SOCI_INDEX_MEDIA_TYPES: [&str; 2] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub status: Status,
+    /// `push`, `pull_through_cache`, `replication` or `delete`, for a valid event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EventKind>,
     /// Why (human-readable).
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +78,8 @@ pub enum SkipReason {
     UntaggedV2,
     /// No filter matched `<repository>:<tag>`.
     NoFilterMatched(String),
+    /// A delete while the generator builds V1 indexes: only V2 index tags are cleaned up.
+    DeleteInV1,
 }
 
 impl std::fmt::Display for SkipReason {
@@ -81,9 +89,13 @@ impl std::fmt::Display for SkipReason {
             Self::IndexTag(suffix) => write!(f, "tag ends with the index tag suffix {suffix:?}"),
             Self::UntaggedV2 => write!(
                 f,
-                "untagged push; the generator builds V2 indexes, which need a tag"
+                "untagged image; the generator builds V2 indexes, which need a tag"
             ),
             Self::NoFilterMatched(name) => write!(f, "no filter matches {name:?}"),
+            Self::DeleteInV1 => write!(
+                f,
+                "delete while the generator builds V1 indexes; only V2 index tags are cleaned up"
+            ),
         }
     }
 }
@@ -100,6 +112,9 @@ pub fn decide<'c>(config: &'c Config, event: &EcrImageActionEvent) -> Result<&'c
         }
     }
     let tag = detail.tag();
+    if event.kind().ok() == Some(EventKind::Delete) && config.index_version == IndexVersion::V1 {
+        return Err(SkipReason::DeleteInV1);
+    }
     match tag_skip(tag, config.index_version, &config.index_tag_suffix) {
         Some(TagSkip::IndexTag) => {
             return Err(SkipReason::IndexTag(config.index_tag_suffix.clone()));
@@ -130,8 +145,11 @@ pub async fn handle<I: Invoker>(
     let detail = &parsed.detail;
     let (repository, digest) = (&detail.repository_name, &detail.image_digest);
     let tag = detail.tag().unwrap_or_default();
+    let kind = parsed.kind().ok();
+    let kind_name = kind.map(EventKind::as_str).unwrap_or_default();
     let mut decision = Decision {
         status: Status::Skipped,
+        kind,
         reason: String::new(),
         repository: Some(repository.clone()),
         digest: Some(digest.clone()),
@@ -145,6 +163,7 @@ pub async fn handle<I: Invoker>(
             tracing::info!(
                 request_id,
                 decision = "skip",
+                kind = kind_name,
                 reason = %decision.reason,
                 repository = %repository,
                 digest = %digest,
@@ -173,6 +192,7 @@ pub async fn handle<I: Invoker>(
     tracing::info!(
         request_id,
         decision = "invoke",
+        kind = kind_name,
         reason = %decision.reason,
         filter = glob.as_str(),
         generator = %config.generator_arn,
@@ -199,6 +219,7 @@ fn invalid_decision(
     };
     let decision = Decision {
         status: Status::Invalid,
+        kind: None,
         reason: invalid.to_string(),
         repository: field("repository-name"),
         digest: field("image-digest"),

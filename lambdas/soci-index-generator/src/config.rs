@@ -18,6 +18,7 @@
 //! | `parallel_fetch_chunk_size` | 8388608 | bytes per `Range` request |
 //! | `parallel_fetch_concurrency` | memory / 64 MiB, 2 to 8 | `Range` requests in flight (or buffered) per layer; 1: one stream |
 //! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
+//! | `index_tag_cleanup` | `false` | `true`: on the delete of `<tag>`, delete `<tag><suffix>` when it still points at a conversion of the deleted image (`pipeline::cleanup`) |
 
 use std::fmt;
 
@@ -143,7 +144,13 @@ pub struct Config {
     /// of each layer that qualifies (`BuiltZtoc::xattrs_disableable`) so the snapshotter skips
     /// xattr lookups there. Off by default, as in the reference.
     pub disable_xattrs: bool,
+    /// On the delete of `<tag>` (ECR's `DELETE` image action), delete the V2 index tag
+    /// `<tag><suffix>` when it still points at a conversion of the deleted image. Off by default.
+    pub index_tag_cleanup: bool,
 }
+
+/// Turns on the cleanup of `<tag><suffix>` when `<tag>` is deleted (`true` / `false`).
+pub const ENV_INDEX_TAG_CLEANUP: &str = "index_tag_cleanup";
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
@@ -253,6 +260,7 @@ impl Default for Config {
             memory_budget: soci_core::MemoryBudget::default(),
             parallel_fetch: ParallelFetch::default(),
             disable_xattrs: false,
+            index_tag_cleanup: false,
         }
     }
 }
@@ -378,6 +386,9 @@ impl Config {
         }
         if let Some(v) = get(ENV_DISABLE_XATTRS) {
             config.disable_xattrs = parse_bool(ENV_DISABLE_XATTRS, &v)?;
+        }
+        if let Some(v) = get(ENV_INDEX_TAG_CLEANUP) {
+            config.index_tag_cleanup = parse_bool(ENV_INDEX_TAG_CLEANUP, &v)?;
         }
         Ok(config)
     }

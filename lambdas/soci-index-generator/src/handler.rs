@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use soci_lambda_contract::event::{EcrImageActionEvent, InvalidEvent, valid_account, valid_region};
+use soci_lambda_contract::event::{
+    EcrImageActionEvent, EventKind, InvalidEvent, valid_account, valid_region,
+};
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::config::{Config, RegistryTarget};
-use crate::pipeline::{ImageRef, Indexer, IndexingOutcome, PipelineError};
+use crate::pipeline::{ImageRef, Indexer, IndexingOutcome, PipelineError, TagRemover};
 use crate::registry::{Credentials, EcrCredentials, RegistryClient, RegistryError, RetryPolicy};
 
 /// Why an invocation failed (Lambda's async retry applies).
@@ -118,6 +120,23 @@ impl Handler {
 
     /// `GetAuthorizationToken` credentials of ECR in `region`.
     async fn ecr_credentials(&self, region: &str) -> EcrCredentials {
+        EcrCredentials::new(self.ecr_client(region).await)
+    }
+
+    /// How the cleanup removes an index tag: `BatchDeleteImage` in ECR, a delete by digest in
+    /// any other registry.
+    async fn tag_remover(&self, event: &EcrImageActionEvent) -> TagRemover {
+        match self.config.registry {
+            RegistryTarget::Ecr => TagRemover::Ecr {
+                client: self.ecr_client(&event.region).await,
+                registry_id: event.account.clone(),
+            },
+            RegistryTarget::Url { .. } => TagRemover::Registry,
+        }
+    }
+
+    /// The ECR API client of `region` (`ECR_ENDPOINT` applies).
+    async fn ecr_client(&self, region: &str) -> aws_sdk_ecr::Client {
         let sdk = match &self.aws {
             Some(sdk) => sdk.clone(),
             None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
@@ -127,7 +146,7 @@ impl Handler {
         if let Some(endpoint) = &self.config.ecr_endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        EcrCredentials::new(aws_sdk_ecr::Client::from_conf(builder.build()))
+        aws_sdk_ecr::Client::from_conf(builder.build())
     }
 
     /// The Lambda handler: [`Handler::handle`] with the invocation's request id, the outcome
@@ -148,16 +167,20 @@ impl Handler {
         }
     }
 
-    /// Handles one event.
+    /// Handles one event: a push, pull through cache sync or replication is indexed (the same
+    /// request whichever way the image came); the delete of a tag cleans up its index tag when
+    /// `index_tag_cleanup` is on.
     pub async fn handle(
         &self,
         event: EcrImageActionEvent,
         request_id: &str,
     ) -> Result<IndexingOutcome, HandlerError> {
         let detail = &event.detail;
+        let kind = event.kind().ok();
         let span = tracing::info_span!(
             "invocation",
             request_id,
+            kind = kind.map(EventKind::as_str).unwrap_or_default(),
             repository = %detail.repository_name,
             digest = %detail.image_digest,
             tag = detail.tag().unwrap_or_default(),
@@ -168,28 +191,38 @@ impl Handler {
                     "detail.repository-name is empty".into(),
                 ));
             }
-            if !detail.action_type.is_empty() && detail.action_type != "PUSH" {
-                return Ok(IndexingOutcome::Skipped {
+            let skipped = |reason: String| {
+                tracing::info!(reason = %reason, "skipped");
+                IndexingOutcome::Skipped {
                     repository: detail.repository_name.clone(),
-                    image_digest: Some(detail.image_digest.clone()),
-                    reason: format!("action {:?} is not a push", detail.action_type),
-                });
-            }
-            if !detail.result.is_empty() && detail.result != "SUCCESS" {
-                return Ok(IndexingOutcome::Skipped {
-                    repository: detail.repository_name.clone(),
-                    image_digest: Some(detail.image_digest.clone()),
-                    reason: format!("push result {:?}", detail.result),
-                });
+                    image_digest: Some(detail.image_digest.clone()).filter(|d| !d.is_empty()),
+                    reason,
+                }
+            };
+            // A failed push, sync or replication, or an action that is neither an arrival nor a
+            // delete: nothing to do, and retrying changes nothing.
+            let request = match event.request() {
+                Ok(request) => request,
+                Err(nothing) => return Ok(skipped(format!("{nothing}; not retried"))),
+            };
+            if request.kind == EventKind::Delete && !self.config.index_tag_cleanup {
+                return Ok(skipped(
+                    "delete of a tag: index tag cleanup is off (index_tag_cleanup)".into(),
+                ));
             }
             let client = self.client(&event).await?;
             let image = ImageRef {
-                repository: detail.repository_name.clone(),
-                digest: Some(detail.image_digest.clone()).filter(|d| !d.is_empty()),
-                tag: detail.tag().map(String::from),
+                repository: request.repository,
+                digest: Some(request.digest).filter(|d| !d.is_empty()),
+                tag: request.tag,
             };
             let indexer = Indexer::new(client, self.config.clone());
-            let outcome = Box::pin(indexer.run(&image)).await;
+            let outcome = if request.kind == EventKind::Delete {
+                let remover = self.tag_remover(&event).await;
+                indexer.clean_up(&image, &remover).await
+            } else {
+                Box::pin(indexer.run(&image)).await
+            };
             match &outcome {
                 Ok(o) => tracing::info!(status = o.status(), "done"),
                 Err(e) => tracing::error!(error = %e, "failed"),

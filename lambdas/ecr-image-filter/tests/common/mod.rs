@@ -30,7 +30,7 @@ pub const INVALID: &[(&str, &[u8])] = &[
     ),
     (
         "action-type",
-        include_bytes!("../fixtures/invalid_delete_action.json"),
+        include_bytes!("../fixtures/invalid_action_type.json"),
     ),
     (
         "result",
@@ -96,3 +96,12 @@ pub fn config(filters: Option<&str>, version: Option<&str>) -> Config {
 pub fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
+
+// The shapes of the ECR user guide's "Amazon ECR events and EventBridge" page; fixtures/README.md
+// says what was changed from the guide's samples and why.
+pub const PULL_THROUGH_CACHE: &[u8] = include_bytes!("../fixtures/pull_through_cache.json");
+pub const PULL_THROUGH_CACHE_FAILED: &[u8] =
+    include_bytes!("../fixtures/pull_through_cache_failed.json");
+pub const REPLICATION: &[u8] = include_bytes!("../fixtures/replication.json");
+pub const REPLICATION_FAILED: &[u8] = include_bytes!("../fixtures/replication_failed.json");
+pub const DELETE_TAGGED: &[u8] = include_bytes!("../fixtures/delete_tagged.json");

@@ -15,6 +15,7 @@
 //! checked with `HEAD` first and not sent again when the registry already has it ([`pusher`]).
 
 mod build;
+mod cleanup;
 pub mod fetch;
 pub mod layer;
 mod outcome;
@@ -32,6 +33,7 @@ use soci_core::oci::OciError;
 use soci_lambda_contract::IndexVersion;
 
 use self::layer::LayerError;
+pub use self::cleanup::TagRemover;
 pub use self::outcome::{IndexingOutcome, LayerReport, Pushed, SociIndexReport};
 use self::push::Finish;
 use self::pusher::Pusher;

@@ -108,6 +108,28 @@ pub enum IndexingOutcome {
         current_digest: Option<String>,
         message: String,
     },
+    /// Cleanup (`pipeline::cleanup`): `<tag>` was deleted and `<tag><suffix>` still pointed at
+    /// a conversion of its image, so the index tag was deleted.
+    IndexTagDeleted {
+        repository: String,
+        /// The deleted image.
+        image_digest: String,
+        tag: String,
+        index_tag: String,
+        index_digest: String,
+        /// `ecr_batch_delete_image` (the tag only) or `registry_manifest_delete` (by digest).
+        method: String,
+    },
+    /// Cleanup: `<tag><suffix>` left as it is, and why.
+    IndexTagKept {
+        repository: String,
+        image_digest: String,
+        tag: String,
+        index_tag: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index_digest: Option<String>,
+        reason: String,
+    },
 }
 
 impl IndexingOutcome {
@@ -118,6 +140,8 @@ impl IndexingOutcome {
             Self::AlreadyIndexed { .. } => "already_indexed",
             Self::NoEligibleLayers { .. } => "no_eligible_layers",
             Self::Superseded { .. } => "superseded",
+            Self::IndexTagDeleted { .. } => "index_tag_deleted",
+            Self::IndexTagKept { .. } => "index_tag_kept",
         }
     }
 

@@ -155,7 +155,7 @@ impl Indexer {
 }
 
 /// Same config and the same layers in the same order.
-fn same_image(a: &Manifest, b: &Manifest) -> bool {
+pub(super) fn same_image(a: &Manifest, b: &Manifest) -> bool {
     a.config.digest == b.config.digest
         && a.layers().len() == b.layers().len()
         && a.layers()

@@ -501,3 +501,74 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
 }
+
+/// Most pages of `tags/list` read before giving up (a repository with more tags than this is
+/// not checked tag by tag, so nothing is deleted in it by digest).
+const MAX_TAG_PAGES: usize = 100;
+
+/// What the cleanup of index tags needs (`pipeline::cleanup`).
+impl RegistryClient {
+    /// `DELETE /v2/<repo>/manifests/<digest>`. The OCI distribution API deletes a manifest by
+    /// digest, which removes every tag naming it (distribution wants
+    /// `REGISTRY_STORAGE_DELETE_ENABLED=true`). `false` when the registry has no such manifest.
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+        let op = format!("delete manifest {repo}@{digest}");
+        if !digest.contains(':') {
+            return Err(RegistryError::protocol(&op, "deletes go by digest only"));
+        }
+        let url = self.url(&format!("/v2/{repo}/manifests/{digest}"))?;
+        let resp = self
+            .send(&op, repo, Access::Push, |c| c.delete(url.clone()))
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            status if status.is_success() => Ok(true),
+            _ => Err(Self::fail(&op, resp).await),
+        }
+    }
+
+    /// Every tag of `repo` (`GET /v2/<repo>/tags/list`, following the `Link` of each page).
+    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let op = format!("list tags of {repo}");
+        let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let resp = self
+                .send(&op, repo, Access::Pull, |c| c.get(url.clone()))
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(tags);
+            }
+            if !resp.status().is_success() {
+                return Err(Self::fail(&op, resp).await);
+            }
+            let next = next_link(resp.headers());
+            let body = read_capped(&op, resp, MANIFEST_LIMIT).await?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|e| RegistryError::protocol(&op, format!("answer is not a tag list: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(path) => url = self.url(&path)?,
+                None => return Ok(tags),
+            }
+        }
+        Err(RegistryError::protocol(
+            &op,
+            format!("more than {MAX_TAG_PAGES} pages of tags"),
+        ))
+    }
+}
+
+/// The target of `Link: <...>; rel="next"` (a path on the registry), when there is one.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    let (target, params) = link.split_once(';')?;
+    params
+        .contains("rel=\"next\"")
+        .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+}
