@@ -18,6 +18,8 @@
 //! | `parallel_fetch_chunk_size` | 8388608 | bytes per `Range` request |
 //! | `parallel_fetch_concurrency` | memory / 64 MiB, 2 to 8 | `Range` requests in flight (or buffered) per layer; 1: one stream |
 //! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
+//! | `emit_metrics` | `true` | `false`: no CloudWatch EMF metric records on stdout ([`crate::metrics`]) |
+//! | `metrics_namespace` | `SOCI/IndexGenerator` | CloudWatch namespace of those metrics |
 //! | `index_tag_cleanup` | `false` | `true`: on the delete of `<tag>`, delete `<tag><suffix>` when it still points at a conversion of the deleted image (`pipeline::cleanup`) |
 
 use std::fmt;
@@ -144,6 +146,8 @@ pub struct Config {
     /// of each layer that qualifies (`BuiltZtoc::xattrs_disableable`) so the snapshotter skips
     /// xattr lookups there. Off by default, as in the reference.
     pub disable_xattrs: bool,
+    /// The CloudWatch namespace of the EMF metric records; `None`: no records.
+    pub metrics_namespace: Option<String>,
     /// On the delete of `<tag>` (ECR's `DELETE` image action), delete the V2 index tag
     /// `<tag><suffix>` when it still points at a conversion of the deleted image. Off by default.
     pub index_tag_cleanup: bool,
@@ -154,6 +158,10 @@ pub const ENV_INDEX_TAG_CLEANUP: &str = "index_tag_cleanup";
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
+/// `false` turns the EMF metric records off.
+pub const ENV_EMIT_METRICS: &str = "emit_metrics";
+/// The CloudWatch namespace of the metrics.
+pub const ENV_METRICS_NAMESPACE: &str = "metrics_namespace";
 
 /// How a large layer is downloaded: as `concurrency` `Range` requests of `chunk_size` bytes at
 /// a time, bytes handed to the builder in order (`pipeline::fetch`), when the layer has at
@@ -260,6 +268,7 @@ impl Default for Config {
             memory_budget: soci_core::MemoryBudget::default(),
             parallel_fetch: ParallelFetch::default(),
             disable_xattrs: false,
+            metrics_namespace: Some(crate::metrics::DEFAULT_NAMESPACE.into()),
             index_tag_cleanup: false,
         }
     }
@@ -386,6 +395,19 @@ impl Config {
         }
         if let Some(v) = get(ENV_DISABLE_XATTRS) {
             config.disable_xattrs = parse_bool(ENV_DISABLE_XATTRS, &v)?;
+        }
+        if let Some(namespace) = get(ENV_METRICS_NAMESPACE) {
+            crate::metrics::check_namespace(&namespace).map_err(|why| ConfigError::Invalid {
+                name: ENV_METRICS_NAMESPACE.into(),
+                value: namespace.clone(),
+                expected: format!("a CloudWatch namespace, this one has {why}"),
+            })?;
+            config.metrics_namespace = Some(namespace);
+        }
+        if let Some(v) = get(ENV_EMIT_METRICS)
+            && !parse_bool(ENV_EMIT_METRICS, &v)?
+        {
+            config.metrics_namespace = None;
         }
         if let Some(v) = get(ENV_INDEX_TAG_CLEANUP) {
             config.index_tag_cleanup = parse_bool(ENV_INDEX_TAG_CLEANUP, &v)?;
@@ -555,6 +577,32 @@ mod tests {
             let err = from(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn metrics_are_on_in_their_namespace_unless_turned_off() {
+        let default = from(&[]).unwrap();
+        assert_eq!(
+            default.metrics_namespace.as_deref(),
+            Some("SOCI/IndexGenerator")
+        );
+        let named = from(&[("metrics_namespace", "Acme/Soci")]).unwrap();
+        assert_eq!(named.metrics_namespace.as_deref(), Some("Acme/Soci"));
+        let off = from(&[
+            ("metrics_namespace", "Acme/Soci"),
+            ("emit_metrics", "false"),
+        ]);
+        assert_eq!(off.unwrap().metrics_namespace, None);
+        assert!(
+            from(&[("emit_metrics", "true")])
+                .unwrap()
+                .metrics_namespace
+                .is_some()
+        );
+        let err = from(&[("metrics_namespace", "AWS/Lambda")]).unwrap_err();
+        assert!(err.to_string().contains("metrics_namespace"), "{err}");
+        assert!(err.to_string().contains("reserved"), "{err}");
+        assert!(from(&[("emit_metrics", "no")]).is_err());
     }
 
     #[test]

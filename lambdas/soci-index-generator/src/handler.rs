@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::config::{Config, RegistryTarget};
+use crate::metrics::Metrics;
 use crate::pipeline::{ImageRef, Indexer, IndexingOutcome, PipelineError, TagRemover};
 use crate::registry::{Credentials, EcrCredentials, RegistryClient, RegistryError, RetryPolicy};
 
@@ -53,6 +54,7 @@ pub struct Handler {
     config: Config,
     aws: Option<aws_config::SdkConfig>,
     clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
+    metrics: Metrics,
 }
 
 impl Handler {
@@ -66,10 +68,17 @@ impl Handler {
             RegistryTarget::Url { .. } => None,
         };
         Self {
+            metrics: Metrics::from_config(&config),
             config,
             aws,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Emits the EMF metric records through `metrics` (tests: into a buffer).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -221,7 +230,10 @@ impl Handler {
                 let remover = self.tag_remover(&event).await;
                 indexer.clean_up(&image, &remover).await
             } else {
-                Box::pin(indexer.run(&image)).await
+                let started = std::time::Instant::now();
+                let outcome = Box::pin(indexer.run(&image)).await;
+                self.metrics.record(&outcome, started.elapsed());
+                outcome
             };
             match &outcome {
                 Ok(o) => tracing::info!(status = o.status(), "done"),

@@ -35,6 +35,7 @@
 pub mod config;
 pub mod handler;
 pub mod media;
+pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 

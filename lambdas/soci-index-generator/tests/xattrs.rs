@@ -68,7 +68,10 @@ async fn ztoc_descriptors(env: &Env, repo: &str) -> Vec<(String, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_annotation_is_set_exactly_on_layers_that_qualify() {
     let env = Env::start().await;
-    let xattr = layer(1, &[("bin/ping", &[("SCHILY.xattr.security.capability", b"\x01")])]);
+    let xattr = layer(
+        1,
+        &[("bin/ping", &[("SCHILY.xattr.security.capability", b"\x01")])],
+    );
     let opaque = layer(2, &[("var/cache/.wh..wh..opq", &[])]);
     let neither = layer(
         3,

@@ -11,7 +11,7 @@ use soci_core::index::ZtocLayer;
 use tokio::sync::Semaphore;
 
 use super::layer::{self, LayerBuild, LayerOptions, LayerPlan};
-use super::outcome::LayerReport;
+use super::outcome::{LayerReport, LeftOut};
 use super::pusher::{Pusher, Store};
 use super::{Indexer, PipelineError, Result};
 use crate::config::Config;
@@ -23,11 +23,16 @@ use crate::registry::{self, RegistryClient, RetryPolicy};
 pub(super) struct BuiltLayer {
     pub ztoc: ZtocLayer,
     pub seconds: f64,
+    /// The layer's tar size.
+    pub uncompressed_size: u64,
 }
+
+/// Why a layer was left out: the reason and its details.
+pub(super) type LeftOutLayer = (LeftOut, String);
 
 /// Every planned layer by digest: its zTOC, or why it was left out.
 pub(super) type BuiltLayers =
-    BTreeMap<String, (LayerPlan, std::result::Result<BuiltLayer, String>)>;
+    BTreeMap<String, (LayerPlan, std::result::Result<BuiltLayer, LeftOutLayer>)>;
 
 impl Indexer {
     /// Builds (and pushes) the zTOCs of `layers`, at most `config.concurrency` at a time. The
@@ -77,10 +82,16 @@ pub(super) fn layer_reports(built: &BuiltLayers) -> impl Iterator<Item = LayerRe
             ztoc_digest: Some(z.ztoc.ztoc_digest.clone()),
             ztoc_size: u64::try_from(z.ztoc.ztoc_size).ok(),
             seconds: Some(z.seconds),
+            uncompressed_size: Some(z.uncompressed_size),
+            left_out: None,
         },
-        Err(reason) => {
-            LayerReport::left_out(&plan.digest, &plan.media_type, plan.size, reason.clone())
-        }
+        Err((why, reason)) => LayerReport::left_out(
+            &plan.digest,
+            &plan.media_type,
+            plan.size,
+            *why,
+            reason.clone(),
+        ),
     })
 }
 
@@ -111,7 +122,7 @@ async fn build_and_push(
     plan: &LayerPlan,
     config: &Config,
     pusher: &Pusher,
-) -> Result<std::result::Result<BuiltLayer, String>> {
+) -> Result<std::result::Result<BuiltLayer, LeftOutLayer>> {
     let options = LayerOptions {
         span_size: config.span_size,
         budget: config.memory_budget,
@@ -133,11 +144,17 @@ async fn build_and_push(
     let (ztoc, elapsed) = match build {
         LayerBuild::Unindexable(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: unindexable");
-            return Ok(Err(format!("left out: unindexable: {reason}")));
+            return Ok(Err((
+                LeftOut::Unindexable,
+                format!("left out: unindexable: {reason}"),
+            )));
         }
         LayerBuild::Rejected(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: the reference would reject it too (pulled in full)");
-            return Ok(Err(format!("left out: rejected: {reason}")));
+            return Ok(Err((
+                LeftOut::Rejected,
+                format!("left out: rejected: {reason}"),
+            )));
         }
         LayerBuild::Built { ztoc, elapsed } => (ztoc, elapsed),
     };
@@ -163,6 +180,7 @@ fn describe(
 ) -> (Bytes, BuiltLayer) {
     // Only the descriptor changes; the zTOC bytes are the same either way.
     let disable_xattrs = config.disable_xattrs && ztoc.xattrs_disableable;
+    let uncompressed_size = ztoc.uncompressed_size;
     let bytes = Bytes::from(ztoc.ztoc);
     let digest = registry::sha256_digest(&bytes);
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -190,6 +208,7 @@ fn describe(
             disable_xattrs,
         },
         seconds: secs,
+        uncompressed_size,
     };
     (bytes, built)
 }

@@ -34,7 +34,7 @@ use soci_lambda_contract::IndexVersion;
 
 use self::layer::LayerError;
 pub use self::cleanup::TagRemover;
-pub use self::outcome::{IndexingOutcome, LayerReport, Pushed, SociIndexReport};
+pub use self::outcome::{IndexingOutcome, LayerReport, LeftOut, Pushed, SociIndexReport};
 use self::push::Finish;
 use self::pusher::Pusher;
 use crate::config::Config;

@@ -18,11 +18,23 @@ pub struct LayerReport {
     pub ztoc_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// Indexed: the layer's tar size (what the builder inflated in `seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncompressed_size: Option<u64>,
+    /// Left out: why, as a fixed word (`result` has the details).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<LeftOut>,
 }
 
 impl LayerReport {
     /// A layer that was not indexed, and why.
-    pub fn left_out(digest: &str, media_type: &str, size: u64, reason: String) -> Self {
+    pub fn left_out(
+        digest: &str,
+        media_type: &str,
+        size: u64,
+        why: LeftOut,
+        reason: String,
+    ) -> Self {
         Self {
             digest: digest.into(),
             media_type: media_type.into(),
@@ -31,6 +43,42 @@ impl LayerReport {
             ztoc_digest: None,
             ztoc_size: None,
             seconds: None,
+            uncompressed_size: None,
+            left_out: Some(why),
+        }
+    }
+}
+
+/// Why a layer got no zTOC: few fixed values, so that metrics can count layers by reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOut {
+    /// Smaller than the minimum layer size.
+    TooSmall,
+    /// Not a media type SOCI indexes (zstd, encrypted, non-distributable, unknown).
+    UnsupportedMediaType,
+    /// soci-core: a zTOC of it would be useless to consumers, or over the memory budget.
+    Unindexable,
+    /// The reference would refuse it too (not a tar the Go reader accepts, bad gzip).
+    Rejected,
+}
+
+impl LeftOut {
+    /// Every reason, in a fixed order.
+    pub const ALL: [LeftOut; 4] = [
+        LeftOut::TooSmall,
+        LeftOut::UnsupportedMediaType,
+        LeftOut::Unindexable,
+        LeftOut::Rejected,
+    ];
+
+    /// The word it serializes as.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftOut::TooSmall => "too_small",
+            LeftOut::UnsupportedMediaType => "unsupported_media_type",
+            LeftOut::Unindexable => "unindexable",
+            LeftOut::Rejected => "rejected",
         }
     }
 }

@@ -6,7 +6,7 @@ use soci_core::Compression;
 use soci_core::oci::Descriptor;
 
 use super::layer::LayerPlan;
-use super::outcome::LayerReport;
+use super::outcome::{LayerReport, LeftOut};
 use super::platforms::Target;
 
 /// The layers to index, per target, and the ones left out.
@@ -55,7 +55,7 @@ pub(super) fn plan_layers(targets: &[Target], min_layer_size: u64) -> LayerPlans
         for l in t.manifest.layers() {
             match eligibility(l, min_layer_size) {
                 Ok(plan) => list.push(plan),
-                Err(reason) => {
+                Err((why, reason)) => {
                     if seen.insert(l.digest.clone()) {
                         tracing::info!(layer = %l.digest, size = l.size, media_type = %l.media_type, reason = %reason, "layer left out");
                         let size = u64::try_from(l.size).unwrap_or(0);
@@ -63,6 +63,7 @@ pub(super) fn plan_layers(targets: &[Target], min_layer_size: u64) -> LayerPlans
                             &l.digest,
                             &l.media_type,
                             size,
+                            why,
                             reason,
                         ));
                     }
@@ -78,17 +79,18 @@ pub(super) fn plan_layers(targets: &[Target], min_layer_size: u64) -> LayerPlans
 }
 
 /// The plan of a layer worth indexing, or why it is left out.
-fn eligibility(l: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, String> {
+fn eligibility(l: &Descriptor, min_layer_size: u64) -> Result<LayerPlan, (LeftOut, String)> {
     let Some(compression) = Compression::from_media_type(&l.media_type) else {
-        return Err(format!(
-            "left out: unsupported media type {:?}",
-            l.media_type
+        return Err((
+            LeftOut::UnsupportedMediaType,
+            format!("left out: unsupported media type {:?}", l.media_type),
         ));
     };
     let size = u64::try_from(l.size).unwrap_or(0);
     if size < min_layer_size {
-        return Err(format!(
-            "left out: smaller than the minimum layer size ({size} < {min_layer_size})"
+        return Err((
+            LeftOut::TooSmall,
+            format!("left out: smaller than the minimum layer size ({size} < {min_layer_size})"),
         ));
     }
     Ok(LayerPlan {
