@@ -29,11 +29,12 @@ enum Command {
     /// Benchmarks (zTOC build throughput against a bare inflate, end-to-end indexing).
     #[command(subcommand)]
     Bench(bench::Bench),
-    /// Start a local registry, push a generated two-platform image and index it (no AWS needed).
+    /// Write a generated two-platform image into an OCI layout (or, with --registry, a local
+    /// docker-registry), index it and verify the graph: nothing needed but Rust.
     Demo(soci::demo::Args),
     /// Why is my task still on overlayfs? What a deployment of an image reference would find.
     Doctor(soci::doctor::Args),
-    /// Index an image in any OCI registry, the way the Lambda does.
+    /// Index an image in any OCI registry or OCI image layout, the way the Lambda does.
     Index(soci::index::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
     Package(release::package::Args),
