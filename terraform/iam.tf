@@ -26,6 +26,10 @@ locals {
     "ecr:PutImage",
   ]
 
+  # The index tag cleanup deletes `<tag><suffix>` with BatchDeleteImage (the tag only); without
+  # it the generator never deletes anything.
+  generator_ecr_actions = concat(local.ecr_repository_actions, var.index_tag_cleanup ? ["ecr:BatchDeleteImage"] : [])
+
   log_actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
 
   kms_statements = var.kms_key_arn == null ? [] : [{
@@ -91,7 +95,7 @@ locals {
         {
           Sid      = "EcrRepositories"
           Effect   = "Allow"
-          Action   = local.ecr_repository_actions
+          Action   = local.generator_ecr_actions
           Resource = local.ecr_repository_arns
         },
       ],

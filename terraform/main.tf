@@ -51,16 +51,24 @@ locals {
   # ECR delivers image actions to the default bus of the image's region and account. Pinning both
   # (the Terraform port pinned the region) keeps events forwarded from other accounts or regions
   # from reaching a generator that has no permission on their repositories.
-  event_pattern = {
-    source        = ["aws.ecr"]
-    "detail-type" = ["ECR Image Action"]
-    account       = [local.account_id]
-    region        = [local.region]
-    detail = {
-      "action-type" = ["PUSH"]
-      result        = ["SUCCESS"]
-    }
+  #
+  # One sub-pattern per kind of event handled, as the Amazon ECR user guide ("Amazon ECR events
+  # and EventBridge") shows them: a push or delete has `action-type` and `result`, a pull through
+  # cache sync only `sync-status`, a replication `action-type` REPLICATE and `result`. With more
+  # than one kind they go under `$or`; with pushes only the pattern is the one it always was.
+  # (JSON strings: the sub-patterns are objects of different types, which HCL lists refuse.)
+  image_action_types = var.index_tag_cleanup ? ["PUSH", "DELETE"] : ["PUSH"]
+  event_sub_patterns = concat(
+    [jsonencode({ "detail-type" = ["ECR Image Action"], detail = { "action-type" = local.image_action_types, result = ["SUCCESS"] } })],
+    var.index_pull_through_cache_images ? [jsonencode({ "detail-type" = ["ECR Pull Through Cache Action"], detail = { "sync-status" = ["SUCCESS"] } })] : [],
+    var.index_replicated_images ? [jsonencode({ "detail-type" = ["ECR Replication Action"], detail = { "action-type" = ["REPLICATE"], result = ["SUCCESS"] } })] : [],
+  )
+  event_pattern_base = {
+    source  = ["aws.ecr"]
+    account = [local.account_id]
+    region  = [local.region]
   }
+  event_pattern_json = length(local.event_sub_patterns) == 1 ? jsonencode(merge(local.event_pattern_base, jsondecode(local.event_sub_patterns[0]))) : jsonencode(merge(local.event_pattern_base, { "$or" = jsondecode("[${join(",", local.event_sub_patterns)}]") }))
 
   common_environment = merge(
     {
@@ -82,6 +90,7 @@ locals {
       min_layer_size = tostring(var.min_layer_size)
     },
     length(var.platforms) == 0 ? {} : { platforms = join(",", var.platforms) },
+    var.index_tag_cleanup ? { index_tag_cleanup = "true" } : {},
     var.build_tool_identifier == null ? {} : { build_tool_identifier = var.build_tool_identifier },
     var.ecr_endpoint == null ? {} : { ECR_ENDPOINT = var.ecr_endpoint },
   )
@@ -238,7 +247,7 @@ resource "aws_lambda_function" "filter" {
 resource "aws_cloudwatch_event_rule" "ecr_image_push" {
   name          = local.rule_name
   description   = "Successful image pushes to ECR, for the SOCI index builder."
-  event_pattern = jsonencode(local.event_pattern)
+  event_pattern = local.event_pattern_json
   tags          = var.tags
 
   lifecycle {

@@ -455,3 +455,28 @@ variable "failure_queue_age_alarm_threshold_seconds" {
     error_message = "failure_queue_age_alarm_threshold_seconds must be at least 60."
   }
 }
+
+################################################################################
+# Image sources and index tag cleanup (off by default)
+################################################################################
+
+variable "index_pull_through_cache_images" {
+  description = "Also index images a pull through cache rule brings into ECR (`ECR Pull Through Cache Action` events with `sync-status` SUCCESS). The cache repositories (`<prefix>/<upstream repository>`) must match `soci_repository_image_tag_filters` like any other."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "index_replicated_images" {
+  description = "Also index images replicated into this region or account (`ECR Replication Action` events with `result` SUCCESS, sent in the destination). Leave off where the source region already indexes: its `<tag><suffix>` is replicated too."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "index_tag_cleanup" {
+  description = "V2: when a tag is deleted (`ECR Image Action` DELETE), delete its `<tag><suffix>` if, and only if, it still points at a conversion of the deleted image. Adds `ecr:BatchDeleteImage` to the generator's role."
+  type        = bool
+  default     = false
+  nullable    = false
+}
