@@ -169,12 +169,13 @@ pub const ENV_METRICS_NAMESPACE: &str = "metrics_namespace";
 /// stream. Memory per layer is at most `concurrency x chunk_size` besides the builder's channel.
 ///
 /// Why these defaults: S3 (behind ECR's presigned redirects) serves one connection at roughly
-/// 50-90 MiB/s, while one core inflates about 400 MiB/s of gzip; 8 connections of 8 MiB ranges
-/// (the size S3's guidance names) keep one core's inflater fed. The generator indexes as many
-/// layers at once as it has CPUs, and Lambda gives 2 vCPUs from 1769 MB up (one full vCPU per
-/// 1769 MB): 2 layers x 8 x 8 MiB = 128 MiB, a quarter of a 512 MB function. Smaller functions
-/// get fewer connections (memory / 64 MiB, at least 2), so the buffers stay within a quarter
-/// of their memory. Layers under 32 MiB (4 chunks) gain little and keep one stream.
+/// 50-90 MiB/s, while one core inflates about 400 MiB/s of gzip, so 8 connections of 8 MiB
+/// ranges (the part size S3's performance guidance names) keep one core's inflater fed.
+/// Lambda gives a function one vCPU's worth of time per 1769 MB (up to 6 at 10 GB), and the
+/// generator indexes as many layers at once as it sees CPUs (2 on most functions): 2 layers x
+/// 8 x 8 MiB = 128 MiB of buffers, a quarter of a 512 MB function. Smaller functions get fewer
+/// connections (memory / 64 MiB, at least 2), so the buffers stay within about a quarter of
+/// their memory. Layers under 32 MiB (4 chunks) gain little and keep one stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParallelFetch {
     pub min_size: u64,

@@ -224,6 +224,7 @@ async fn a_store_that_ignores_ranges_gets_one_stream_read_once() {
     assert_indexed(&run(&env, small_chunks(), "norange", &pushed).await);
     check_v2(&env, "norange", "v1", &pushed.digest).await;
     let gets = layer_gets(&env, &layer);
+    assert_eq!(gets.len(), 1, "{gets:?}");
     assert_eq!(
         ranges(&gets),
         vec![chunk_range(0, layer.blob.len() as u64)],

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use soci_index_generator::config::Config;
+use soci_index_generator::config::{Config, ENV_PARALLEL_FETCH_CONCURRENCY, ParallelFetch};
+use soci_index_generator::pipeline::fetch::{self, Blob};
 use soci_index_generator::registry::Response;
 use soci_index_generator::{Credentials, RegistryClient, RetryPolicy};
 
@@ -25,6 +26,12 @@ pub struct BenchArgs {
     /// a real registry serves: comma-separated; empty for loopback only.
     #[arg(long, value_delimiter = ',', default_value = "800,400,200,100")]
     link_mib_s: Vec<u64>,
+    /// Also measure through links that cap each connection, the way S3 serves (presigned
+    /// blob URLs): `<per-connection>/<shared>` in MiB/s, comma-separated; empty for none.
+    /// These rows compare one stream against the parallel ranged fetch, for the download and
+    /// for indexing.
+    #[arg(long, value_delimiter = ',', default_value = "50/1024")]
+    capped: Vec<String>,
 }
 
 /// This process's user + system CPU time (all threads).
@@ -39,16 +46,22 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// One `cargo xtask index` of the bench image, as a user runs it, measured from outside.
-fn index_child(registry: &str, repo: &str, suffix: &str) -> anyhow::Result<ChildRun> {
+/// One `cargo xtask index` of the bench image, as a user runs it, measured from outside;
+/// `env` adds settings (the generator's variables).
+fn index_child(
+    registry: &str,
+    repo: &str,
+    suffix: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<ChildRun> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let run = child::run_measured(
-        Command::new(exe)
-            .args(["index", &format!("{registry}/{repo}:v1"), "--plain-http"])
-            .env("min_layer_size", "0")
-            .env("index_tag_suffix", suffix),
-    )
-    .context("the indexing child")?;
+    let mut command = Command::new(exe);
+    command
+        .args(["index", &format!("{registry}/{repo}:v1"), "--plain-http"])
+        .env("min_layer_size", "0")
+        .env("index_tag_suffix", suffix)
+        .envs(env.iter().copied());
+    let run = child::run_measured(&mut command).context("the indexing child")?;
     if !run.stdout.contains(&format!("tagged v1{suffix}")) {
         bail!(
             "the indexing child did not index the image:\n{}",
@@ -95,6 +108,8 @@ fn download_all(
 /// The bench image's compressed blobs, as pushed.
 struct BenchImage {
     digests: Vec<String>,
+    /// Compressed sizes, parallel to `digests`.
+    sizes: Vec<u64>,
     uncompressed: u64,
 }
 
@@ -153,7 +168,192 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         )?);
     }
     print_summary(&summaries, image.uncompressed, concurrency);
+    let mut capped = Vec::new();
+    for spec in args.capped.iter().filter(|s| !s.trim().is_empty()) {
+        let (per_connection, shared) = parse_cap(spec)?;
+        capped.push(measure_capped(
+            &runtime,
+            &registry.addr,
+            (per_connection, shared),
+            &image,
+            args.rounds.max(1),
+            &mut round_no,
+        )?);
+    }
+    if !capped.is_empty() {
+        print_capped_summary(&capped);
+    }
     Ok(())
+}
+
+/// `<per-connection>/<shared>` in MiB/s.
+fn parse_cap(spec: &str) -> anyhow::Result<(u64, u64)> {
+    let parsed = spec.trim().split_once('/').and_then(|(c, s)| {
+        let c = c.trim().parse::<u64>().ok().filter(|&c| c > 0)?;
+        let s = s.trim().parse::<u64>().ok().filter(|&s| s > 0)?;
+        Some((c, s))
+    });
+    parsed.with_context(|| {
+        format!("--capped {spec:?}: expected <per-connection>/<shared> MiB/s, e.g. 50/1024")
+    })
+}
+
+/// The best round of one capped link: plain downloads (one connection per blob, and the
+/// generator's parallel ranged fetch) and indexing (one stream, and parallel ranges).
+struct CappedSummary {
+    label: String,
+    bytes: u64,
+    download_one_s: f64,
+    download_ranged_s: f64,
+    index_one_s: f64,
+    index_ranged_s: f64,
+    rss_kib: u64,
+}
+
+/// Rounds of both downloads and both indexings through a link that caps each connection.
+fn measure_capped(
+    runtime: &tokio::runtime::Runtime,
+    registry_addr: &str,
+    (per_connection, shared): (u64, u64),
+    image: &BenchImage,
+    rounds: u32,
+    round_no: &mut u32,
+) -> anyhow::Result<CappedSummary> {
+    let link = runtime.block_on(test_support::link::ThrottledLink::start_capped(
+        registry_addr,
+        shared as f64 * 1048576.0,
+        Some(per_connection as f64 * 1048576.0),
+    ))?;
+    let label = format!("{per_connection}/conn, {shared} shared");
+    let client = client_of(&link.addr)?;
+    let concurrency = Config::default().concurrency;
+    let parallel = Config::default().parallel_fetch;
+    let one_stream = [(ENV_PARALLEL_FETCH_CONCURRENCY, "1")];
+    let mut best = CappedSummary {
+        label: label.clone(),
+        bytes: 0,
+        download_one_s: f64::INFINITY,
+        download_ranged_s: f64::INFINITY,
+        index_one_s: f64::INFINITY,
+        index_ranged_s: f64::INFINITY,
+        rss_kib: 0,
+    };
+    for _ in 0..rounds {
+        *round_no += 1;
+        let (one_s, bytes, _) = download_all(runtime, &client, REPO, &image.digests, concurrency)?;
+        let (ranged_s, ranged_bytes) =
+            download_all_ranged(runtime, &client, image, concurrency, parallel)?;
+        if ranged_bytes != bytes {
+            bail!("the ranged download got {ranged_bytes} bytes, the plain one {bytes}");
+        }
+        let one = index_child(&link.addr, REPO, &format!("-soci{round_no}"), &one_stream)?;
+        *round_no += 1;
+        let ranged = index_child(&link.addr, REPO, &format!("-soci{round_no}"), &[])?;
+        println!(
+            "{label}, rounds {}-{round_no}: download one stream {one_s:.2} s, ranged {ranged_s:.2} s | index one stream {:.2} s, ranged {:.2} s ({:.2} CPU s, peak RSS {:.1} MiB) | ratio {:.2}",
+            *round_no - 1,
+            one.seconds,
+            ranged.seconds,
+            ranged.cpu_seconds,
+            ranged.peak_rss_kib as f64 / 1024.0,
+            ranged.seconds / one_s.min(ranged_s)
+        );
+        best.bytes = bytes;
+        best.download_one_s = best.download_one_s.min(one_s);
+        best.download_ranged_s = best.download_ranged_s.min(ranged_s);
+        best.index_one_s = best.index_one_s.min(one.seconds);
+        best.index_ranged_s = best.index_ranged_s.min(ranged.seconds);
+        best.rss_kib = best.rss_kib.max(ranged.peak_rss_kib);
+    }
+    Ok(best)
+}
+
+/// Downloads every blob with the generator's own parallel ranged fetch (`pipeline::fetch`,
+/// the settings the indexer uses), layers as concurrently as the indexer, bytes discarded.
+fn download_all_ranged(
+    runtime: &tokio::runtime::Runtime,
+    client: &Arc<RegistryClient>,
+    image: &BenchImage,
+    concurrency: usize,
+    parallel: ParallelFetch,
+) -> anyhow::Result<(f64, u64)> {
+    runtime.block_on(async {
+        let started = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut set = tokio::task::JoinSet::new();
+        for (digest, size) in image.digests.iter().zip(&image.sizes) {
+            let blob = Blob {
+                repo: REPO.into(),
+                digest: digest.clone(),
+                size: *size,
+                // As the plain download: bytes counted, not hashed.
+                sha256_checked_by_reader: true,
+            };
+            let client = client.clone();
+            let permits = permits.clone();
+            set.spawn(async move {
+                let _p = permits.acquire_owned().await?;
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<fetch::Chunk>(32);
+                let drain = tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while let Some(Ok(Some(chunk))) = rx.recv().await {
+                        n += chunk.len() as u64;
+                    }
+                    n
+                });
+                let retry = RetryPolicy {
+                    attempts: 3,
+                    base_delay: Duration::from_millis(100),
+                };
+                fetch::fetch(&client, &blob, &parallel, retry, &tx).await?;
+                drop(tx);
+                anyhow::Ok(drain.await?)
+            });
+        }
+        let mut bytes = 0u64;
+        while let Some(r) = set.join_next().await {
+            bytes += r??;
+        }
+        anyhow::Ok((started.elapsed().as_secs_f64(), bytes))
+    })
+}
+
+fn print_capped_summary(rows: &[CappedSummary]) {
+    let parallel = Config::default().parallel_fetch;
+    println!(
+        "links capping each connection (MiB/s), the way S3 serves; ranged: {} requests of {} MiB per layer",
+        parallel.concurrency,
+        parallel.chunk_size >> 20
+    );
+    println!(
+        "{:<22} {:>19} {:>19} {:>16} {:>16} {:>22} {:>10}",
+        "link",
+        "download 1 stream",
+        "download ranged",
+        "index 1 stream",
+        "index ranged",
+        "ratio (target <= 1.1)",
+        "peak RSS"
+    );
+    for r in rows {
+        let rate = |s: f64| format!("{s:.2} s {:>4.0} MiB/s", r.bytes as f64 / 1048576.0 / s);
+        let best_download = r.download_one_s.min(r.download_ranged_s);
+        let ratio = r.index_ranged_s / best_download;
+        println!(
+            "{:<22} {:>19} {:>19} {:>16} {:>16} {:>22} {:>10}",
+            r.label,
+            rate(r.download_one_s),
+            rate(r.download_ranged_s),
+            format!("{:.2} s", r.index_one_s),
+            format!("{:.2} s", r.index_ranged_s),
+            format!("{ratio:.2}{}", if ratio <= 1.1 { "" } else { " (over)" }),
+            format!("{:.1} MiB", r.rss_kib as f64 / 1024.0),
+        );
+    }
+    println!(
+        "ratio: index ranged / the best plain download (either way) under the same caps; \
+         one stream: parallel_fetch_concurrency=1"
+    );
 }
 
 /// Generates the three-layer image of `size_mib` uncompressed and pushes it as `bench/app:v1`.
@@ -201,6 +401,7 @@ fn push_bench_image(
     );
     Ok(BenchImage {
         digests: layers.iter().map(|l| l.digest.clone()).collect(),
+        sizes: layers.iter().map(|l| l.gzip.len() as u64).collect(),
         uncompressed: layers.iter().map(|l| l.uncompressed).sum(),
     })
 }
@@ -237,7 +438,7 @@ fn measure_link(
         *round_no += 1;
         let (secs, bytes, cpu) = download_all(runtime, &client, REPO, &image.digests, concurrency)?;
         // A fresh `<tag><suffix>` per round, so every round indexes and pushes for real.
-        let run = index_child(&addr, REPO, &format!("-soci{round_no}"))?;
+        let run = index_child(&addr, REPO, &format!("-soci{round_no}"), &[])?;
         if *round_no == 1 {
             print!("{}", run.stdout);
         }
