@@ -530,12 +530,22 @@ mod tests {
             let detail = &value["detail"];
             assert_eq!(strict.repository, detail["repository-name"], "{name}");
             assert_eq!(strict.digest, detail["image-digest"], "{name}");
-            assert_eq!(strict.tag.as_deref(), detail["image-tag"].as_str(), "{name}");
+            assert_eq!(
+                strict.tag.as_deref(),
+                detail["image-tag"].as_str(),
+                "{name}"
+            );
             assert_eq!(kind.indexes(), kind != EventKind::Delete);
         }
         let replicated = parse_and_validate(&fixture("replication")).unwrap();
-        assert_eq!(replicated.detail.source_region.as_deref(), Some("us-west-2"));
-        assert_eq!(replicated.region, "us-east-1", "the event comes from the destination");
+        assert_eq!(
+            replicated.detail.source_region.as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(
+            replicated.region, "us-east-1",
+            "the event comes from the destination"
+        );
     }
 
     #[test]
@@ -548,7 +558,11 @@ mod tests {
             "{text}"
         );
         let event: EcrImageActionEvent = serde_json::from_value(fixture("ptc_failed")).unwrap();
-        assert_eq!(event.request().unwrap_err(), err, "the generator ignores it too");
+        assert_eq!(
+            event.request().unwrap_err(),
+            err,
+            "the generator ignores it too"
+        );
 
         let err = parse_and_validate(&fixture("replication_failed")).unwrap_err();
         assert_eq!(err, InvalidEvent::Result("FAILED".into()));
@@ -633,7 +647,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event.request().unwrap().kind, EventKind::Push);
-        assert!(event.validate().is_err(), "the filter wants the whole event");
+        assert!(
+            event.validate().is_err(),
+            "the filter wants the whole event"
+        );
     }
 
     #[test]

@@ -20,13 +20,24 @@ async fn cached_and_replicated_images_invoke_with_the_whole_event() {
         let outcome = handle(&config(None, None), &invoker, "r", &event)
             .await
             .unwrap();
-        assert_eq!(outcome.status, Status::Invoked, "{kind}: {}", outcome.reason);
+        assert_eq!(
+            outcome.status,
+            Status::Invoked,
+            "{kind}: {}",
+            outcome.reason
+        );
         assert_eq!(outcome.kind, Some(kind));
-        assert_eq!(outcome.tag.as_deref(), event["detail"]["image-tag"].as_str());
+        assert_eq!(
+            outcome.tag.as_deref(),
+            event["detail"]["image-tag"].as_str()
+        );
         let calls = invoker.calls();
         assert_eq!(calls.len(), 1, "{kind}");
         let forwarded: Value = serde_json::from_slice(&calls[0].1).unwrap();
-        assert_eq!(forwarded, event, "{kind}: the original event is forwarded whole");
+        assert_eq!(
+            forwarded, event,
+            "{kind}: the original event is forwarded whole"
+        );
     }
 }
 
@@ -74,10 +85,7 @@ async fn the_generators_own_tags_are_skipped_whatever_the_shape() {
             .unwrap();
         assert_eq!(outcome.status, Status::Skipped);
         assert!(outcome.reason.contains("suffix"), "{}", outcome.reason);
-        event["detail"]
-            .as_object_mut()
-            .unwrap()
-            .remove("image-tag");
+        event["detail"].as_object_mut().unwrap().remove("image-tag");
         let untagged = handle(&config(None, None), &invoker, "r", &event)
             .await
             .unwrap();
@@ -106,9 +114,14 @@ async fn failed_syncs_and_replications_are_refused_with_the_reason() {
 #[tokio::test]
 async fn deletes_are_left_alone_in_v1() {
     let invoker = FakeInvoker::answering(202);
-    let outcome = handle(&config(None, Some("V1")), &invoker, "r", &json(DELETE_TAGGED))
-        .await
-        .unwrap();
+    let outcome = handle(
+        &config(None, Some("V1")),
+        &invoker,
+        "r",
+        &json(DELETE_TAGGED),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.status, Status::Skipped);
     assert!(outcome.reason.contains("V1"), "{}", outcome.reason);
     assert!(invoker.calls().is_empty());

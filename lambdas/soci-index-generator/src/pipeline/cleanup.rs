@@ -56,7 +56,11 @@ type Verdict = std::result::Result<(), String>;
 
 impl Indexer {
     /// Handles the delete of `image.tag` (which named `image.digest`).
-    pub async fn clean_up(&self, image: &ImageRef, remover: &TagRemover) -> Result<IndexingOutcome> {
+    pub async fn clean_up(
+        &self,
+        image: &ImageRef,
+        remover: &TagRemover,
+    ) -> Result<IndexingOutcome> {
         let repo = image.repository.as_str();
         let (Some(tag), Some(digest)) = (
             image.tag.as_deref().filter(|t| !t.is_empty()),
@@ -114,7 +118,10 @@ impl Indexer {
             .await
             .map_err(reg(format!("read {index_tag}")))?
         else {
-            return Ok(kept(None, format!("there is no {index_tag}: nothing to delete")));
+            return Ok(kept(
+                None,
+                format!("there is no {index_tag}: nothing to delete"),
+            ));
         };
         let index_digest = index.digest.clone();
         if let Err(reason) = self.conversion_of(repo, &index_tag, &index, digest).await? {
@@ -147,11 +154,11 @@ impl Indexer {
         index: &FetchedManifest,
         digest: &str,
     ) -> Result<Verdict> {
-        let not_soci = || Ok(Err(format!("{index_tag} is not a SOCI-enabled image index")));
+        let not_soci = format!("{index_tag} is not a SOCI-enabled image index");
         let Ok(ImageDocument::Index { index: parsed, .. }) =
             oci::parse_image_document(&index.bytes, &index.content_type)
         else {
-            return not_soci();
+            return Ok(Err(not_soci));
         };
         // The annotated manifests: those a v2 SOCI index entry names, carrying its digest.
         let annotated: Vec<&str> = parsed
@@ -159,7 +166,9 @@ impl Indexer {
             .iter()
             .filter(|d| d.artifact_type == media::MEDIA_TYPE_SOCI_INDEX_V2)
             .filter_map(|soci| {
-                let image = soci.annotations.get(media::ANNOTATION_IMAGE_MANIFEST_DIGEST)?;
+                let image = soci
+                    .annotations
+                    .get(media::ANNOTATION_IMAGE_MANIFEST_DIGEST)?;
                 parsed
                     .manifests()
                     .iter()
@@ -172,7 +181,7 @@ impl Indexer {
             })
             .collect();
         if annotated.is_empty() {
-            return not_soci();
+            return Ok(Err(not_soci));
         }
         let step = format!("compare {index_tag} with the deleted image {digest}");
         let Some(original) = self
@@ -212,12 +221,13 @@ impl Indexer {
         step: &str,
         image: &FetchedManifest,
     ) -> Result<Vec<Manifest>> {
-        let document = oci::parse_image_document(&image.bytes, &image.content_type).map_err(
-            |e| PipelineError::Invalid {
-                step: step.into(),
-                detail: format!("the deleted image {} does not decode: {e}", image.digest),
-            },
-        )?;
+        let document =
+            oci::parse_image_document(&image.bytes, &image.content_type).map_err(|e| {
+                PipelineError::Invalid {
+                    step: step.into(),
+                    detail: format!("the deleted image {} does not decode: {e}", image.digest),
+                }
+            })?;
         let index = match document {
             ImageDocument::Manifest { manifest, .. } => return Ok(vec![manifest]),
             ImageDocument::Index { index, .. } => index,
@@ -291,7 +301,11 @@ impl Indexer {
             TagRemover::Registry => {
                 // A delete by digest takes every tag of the index with it: only when the index
                 // tag is its one tag (two tags of one image share one conversion).
-                let tags = self.registry.list_tags(repo).await.map_err(reg(step.clone()))?;
+                let tags = self
+                    .registry
+                    .list_tags(repo)
+                    .await
+                    .map_err(reg(step.clone()))?;
                 for other in tags.iter().filter(|t| t.as_str() != index_tag) {
                     let names = self
                         .registry

@@ -549,8 +549,9 @@ impl RegistryClient {
             }
             let next = next_link(resp.headers());
             let body = read_capped(&op, resp, MANIFEST_LIMIT).await?;
-            let page: Page = serde_json::from_slice(&body)
-                .map_err(|e| RegistryError::protocol(&op, format!("answer is not a tag list: {e}")))?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| {
+                RegistryError::protocol(&op, format!("answer is not a tag list: {e}"))
+            })?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
                 Some(path) => url = self.url(&path)?,
@@ -568,7 +569,11 @@ impl RegistryClient {
 fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get(header::LINK)?.to_str().ok()?;
     let (target, params) = link.split_once(';')?;
-    params
-        .contains("rel=\"next\"")
-        .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    params.contains("rel=\"next\"").then(|| {
+        target
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    })
 }
