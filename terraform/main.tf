@@ -93,6 +93,11 @@ locals {
     var.index_tag_cleanup ? { index_tag_cleanup = "true" } : {},
     var.build_tool_identifier == null ? {} : { build_tool_identifier = var.build_tool_identifier },
     var.ecr_endpoint == null ? {} : { ECR_ENDPOINT = var.ecr_endpoint },
+    # Only what differs from the generator's defaults (no xattr optimisation, metrics on in
+    # SOCI/IndexGenerator).
+    var.disable_xattrs ? { disable_xattrs = "true" } : {},
+    var.emit_metrics ? {} : { emit_metrics = "false" },
+    var.metrics_namespace == null ? {} : { metrics_namespace = var.metrics_namespace },
   )
 
   vpc_enabled = length(var.subnet_ids) > 0

@@ -198,6 +198,42 @@ variable "rust_log" {
   default     = null
 }
 
+variable "disable_xattrs" {
+  description = "soci's xattr optimisation (env `disable_xattrs`): the zTOC descriptor of each layer without `SCHILY.xattr.*` records and opaque whiteouts (`.wh..wh..opq`) gets `com.amazon.soci.disable-xattrs: \"true\"`, so the snapshotter skips extended attribute lookups in that layer. The zTOCs are the same either way. Off by default, as in soci."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+################################################################################
+# Metrics (CloudWatch embedded metric format) and their dashboard
+################################################################################
+
+variable "emit_metrics" {
+  description = "The generator writes CloudWatch embedded metric format records to its log (env `emit_metrics`): images indexed and failed, layers indexed and left out by reason, bytes, seconds and throughput per layer. CloudWatch Logs turns them into custom metrics in `metrics_namespace` (billed as custom metrics, about a dozen). False: no records."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of those metrics (env `metrics_namespace`). Null: `SOCI/IndexGenerator`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.metrics_namespace == null || (can(regex("^[A-Za-z0-9._/#: -]{1,255}$", var.metrics_namespace)) && !startswith(coalesce(var.metrics_namespace, "x"), "AWS/") && !startswith(coalesce(var.metrics_namespace, "x"), ":") && trimspace(coalesce(var.metrics_namespace, "x")) != "")
+    error_message = "metrics_namespace must be 1-255 characters of A-Z a-z 0-9 . _ / # : - and space, not only spaces, not starting with \":\" or the reserved \"AWS/\"."
+  }
+}
+
+variable "create_metrics_dashboard" {
+  description = "Create a CloudWatch dashboard (named like the generator) with the generator's metrics. Needs `emit_metrics`."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 ################################################################################
 # Lambda sizing and deployment
 ################################################################################
