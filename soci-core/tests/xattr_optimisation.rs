@@ -214,7 +214,11 @@ fn a_layer_qualifies_only_without_schily_xattrs_and_opaque_whiteouts() {
         entry("etc/misc", libarchive),
         entry("etc/.wh..wh..opq.not-at-the-end", plain),
     ];
-    assert_eq!(disableable(&other), (true, true), "nothing the reference counts");
+    assert_eq!(
+        disableable(&other),
+        (true, true),
+        "nothing the reference counts"
+    );
 }
 
 #[test]
@@ -240,7 +244,9 @@ fn the_flag_never_changes_the_ztoc_bytes_and_only_adds_the_annotation() {
     let on = layer_of(true).descriptor();
     assert!(!off.annotations.contains_key(ANNOTATION_DISABLE_XATTRS));
     assert_eq!(
-        on.annotations.get(ANNOTATION_DISABLE_XATTRS).map(String::as_str),
+        on.annotations
+            .get(ANNOTATION_DISABLE_XATTRS)
+            .map(String::as_str),
         Some("true")
     );
     let mut without = on.annotations.clone();

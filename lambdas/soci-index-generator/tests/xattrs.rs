@@ -11,11 +11,14 @@ use test_support::image::{self, content};
 
 const ANNOTATION: &str = "com.amazon.soci.disable-xattrs";
 
+/// PAX records: key, value.
+type Pax<'a> = &'a [(&'a str, &'a [u8])];
+
 /// A gzip layer: `entries` (name, PAX records) of 6 bytes each, then a data file large enough
 /// to be indexed.
-fn layer(seed: u64, entries: &[(&str, &[(&str, &[u8])])]) -> LayerBlob {
+fn layer(seed: u64, entries: &[(&str, Pax<'_>)]) -> LayerBlob {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut append = |name: &str, pax: &[(&str, &[u8])], data: &[u8]| {
+    let mut append = |name: &str, pax: Pax<'_>, data: &[u8]| {
         if !pax.is_empty() {
             builder
                 .append_pax_extensions(pax.iter().copied())
