@@ -16,7 +16,7 @@
 //! | `memory_budget_mib` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 2048 | memory the zTOC budget is derived from |
 //! | `parallel_fetch_min_size` | 33554432 | layers this large or larger are fetched as concurrent `Range` requests ([`ParallelFetch`]) |
 //! | `parallel_fetch_chunk_size` | 8388608 | bytes per `Range` request |
-//! | `parallel_fetch_concurrency` | memory / 64 MiB, 2 to 8 | `Range` requests in flight (or buffered) per layer; 1: one stream |
+//! | `parallel_fetch_concurrency` | memory / 64 MiB - 2, 1 to 8 | `Range` requests in flight (or buffered) per layer; 1: one stream |
 //! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
 //! | `emit_metrics` | `true` | `false`: no CloudWatch EMF metric records on stdout ([`crate::metrics`]) |
 //! | `metrics_namespace` | `SOCI/IndexGenerator` | CloudWatch namespace of those metrics |
@@ -166,16 +166,18 @@ pub const ENV_METRICS_NAMESPACE: &str = "metrics_namespace";
 /// How a large layer is downloaded: as `concurrency` `Range` requests of `chunk_size` bytes at
 /// a time, bytes handed to the builder in order (`pipeline::fetch`), when the layer has at
 /// least `min_size` bytes; smaller layers, and stores that do not honour `Range`, get one
-/// stream. Memory per layer is at most `concurrency x chunk_size` besides the builder's channel.
+/// stream. Memory per layer is at most `(concurrency + 2) x chunk_size` (the window, and the
+/// chunks whose last slices wait in the builder's channel).
 ///
 /// Why these defaults: S3 (behind ECR's presigned redirects) serves one connection at roughly
 /// 50-90 MiB/s, while one core inflates about 400 MiB/s of gzip, so 8 connections of 8 MiB
 /// ranges (the part size S3's performance guidance names) keep one core's inflater fed.
 /// Lambda gives a function one vCPU's worth of time per 1769 MB (up to 6 at 10 GB), and the
 /// generator indexes as many layers at once as it sees CPUs (2 on most functions): 2 layers x
-/// 8 x 8 MiB = 128 MiB of buffers, a quarter of a 512 MB function. Smaller functions get fewer
-/// connections (memory / 64 MiB, at least 2), so the buffers stay within about a quarter of
-/// their memory. Layers under 32 MiB (4 chunks) gain little and keep one stream.
+/// (8 + 2) x 8 MiB = 160 MiB of buffers, a quarter of a 640 MB function. Smaller functions get
+/// fewer connections (memory / 64 MiB - 2), so the buffers stay within a quarter of their
+/// memory; under 256 MB, one stream. Layers under 32 MiB (4 chunks) gain little and keep one
+/// stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParallelFetch {
     pub min_size: u64,
@@ -208,12 +210,13 @@ impl ParallelFetch {
         self.concurrency > 1 && size >= self.min_size && size > self.chunk_size
     }
 
-    /// The default concurrency for a function of `memory_mib`: memory / 64 MiB, from 2 to 8
-    /// (two layers at once, 8 MiB chunks: a quarter of the memory at most).
+    /// The default concurrency for a function of `memory_mib`: memory / 64 MiB - 2, from 1 (one
+    /// stream) to 8, so that two layers' buffers, 2 x (concurrency + 2) x 8 MiB, stay within a
+    /// quarter of the memory.
     pub fn concurrency_for_memory_mib(memory_mib: u64) -> usize {
-        usize::try_from(memory_mib / 64)
+        usize::try_from((memory_mib / 64).saturating_sub(2))
             .unwrap_or(usize::MAX)
-            .clamp(2, MAX_DEFAULT_FETCH_CONCURRENCY)
+            .clamp(1, MAX_DEFAULT_FETCH_CONCURRENCY)
     }
 }
 
@@ -551,9 +554,10 @@ mod tests {
         assert!(d.applies_to(32 << 20) && !d.applies_to((32 << 20) - 1));
         assert!(!ParallelFetch::off().applies_to(1 << 40));
         let small = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]).unwrap();
-        assert_eq!(small.parallel_fetch.concurrency, 2);
-        let mid = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]).unwrap();
-        assert_eq!(mid.parallel_fetch.concurrency, 4);
+        assert_eq!(small.parallel_fetch.concurrency, 1);
+        assert!(!small.parallel_fetch.applies_to(1 << 30));
+        let mid = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]).unwrap();
+        assert_eq!(mid.parallel_fetch.concurrency, 6);
         let big = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240")]).unwrap();
         assert_eq!(big.parallel_fetch.concurrency, 8);
         let set = from(&[
