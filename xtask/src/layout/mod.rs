@@ -676,6 +676,31 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_tag_writes_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let bytes = br#"{"schemaVersion":2}"#;
+        let digest = sha256_digest(bytes);
+        let entry = manifest_entry(
+            "application/vnd.oci.image.manifest.v1+json",
+            &digest,
+            bytes,
+            &Value::Null,
+        );
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let (layout, entry) = (layout.clone(), entry.clone());
+                scope.spawn(move || {
+                    for j in 0..10 {
+                        layout.set_tag(&format!("t{i}-{j}"), entry.clone()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(layout.entries().unwrap().len(), 80);
+    }
+
+    #[test]
     fn a_blob_whose_bytes_do_not_match_is_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::open_or_create(dir.path()).unwrap();

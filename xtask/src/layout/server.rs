@@ -373,9 +373,13 @@ async fn get_manifest(
     let (bytes, digest, entry_media_type) = if reference.contains(':') {
         let digest = BlobDigest::parse(reference)?;
         let wanted = digest.clone();
-        let bytes = blocking(state, move |layout| layout.read_manifest(&wanted))
-            .await?
-            .ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", reference))?;
+        // A blob larger than any manifest (a layer) is not a manifest, as a registry answers.
+        let bytes = blocking(state, move |layout| match layout.read_manifest(&wanted) {
+            Err(LayoutError::TooLarge { .. }) => Ok(None),
+            other => other,
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", reference))?;
         (bytes, digest.to_string(), None)
     } else {
         if !is_valid_tag(reference) {

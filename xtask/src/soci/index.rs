@@ -2,6 +2,7 @@
 //! image layout (`oci:DIR[:TAG]`, served to the unchanged pipeline by `xtask::layout`).
 
 use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -85,6 +86,30 @@ pub(crate) struct Prepared {
 /// The repository name the layout server is addressed with (it serves one layout under any).
 const LAYOUT_REPOSITORY: &str = "layout";
 
+/// Opens the layout at `dir` (it must exist and hold `tag`) and serves it to a registry client.
+fn serve_layout(dir: &Path, tag: &str) -> anyhow::Result<LayoutServer> {
+    let layout = Layout::open(dir)?;
+    if layout.find_tag(tag)?.is_none() {
+        let mut tags: Vec<String> = layout
+            .entries()?
+            .iter()
+            .filter_map(|e| e.tag().map(String::from))
+            .collect();
+        tags.sort();
+        let tags = if tags.is_empty() {
+            "none".to_string()
+        } else {
+            tags.join(", ")
+        };
+        bail!(
+            "{}: no entry tagged {tag:?} (tags: {tags}; a tag is the {} annotation of an entry)",
+            dir.join(xtask::layout::INDEX_FILE).display(),
+            xtask::layout::REF_NAME
+        );
+    }
+    LayoutServer::start(layout).with_context(|| format!("serving the OCI layout {}", dir.display()))
+}
+
 /// The indexer and image `args` describe: configuration from the environment (as the Lambda
 /// reads it), then the command line on top.
 pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
@@ -97,9 +122,7 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
                 dir.display()
             );
         }
-        let opened = Layout::open(&dir)?;
-        let server = LayoutServer::start(opened)
-            .with_context(|| format!("serving the OCI layout {}", dir.display()))?;
+        let server = serve_layout(&dir, &tag)?;
         let url = server.url();
         (
             Some(server),
