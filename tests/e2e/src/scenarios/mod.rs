@@ -1,10 +1,12 @@
 //! The checks of one architecture's pass, one file per group: [`start`] (the deployed
 //! configuration, the bootstraps started), [`indexing`] (the push event indexed, the SOCI graph
 //! verified), [`negatives`] (what must not index) and [`registry_failure`] (a failure surfaces as
-//! a failed invocation), [`wait`] (index before deploy: `cargo xtask index --wait`). This
+//! a failed invocation), [`image_sources`] (pull through cache and replication events, the index
+//! tag cleanup), [`wait`] (index before deploy: `cargo xtask index --wait`). This
 //! file holds what they share: delivering an event as EventBridge
 //! does and reading the emulator's records of what ran.
 
+mod image_sources;
 mod indexing;
 mod negatives;
 mod registry_failure;
@@ -178,6 +180,12 @@ pub fn run_pass(
             "{arch}: negative paths (repeat, -soci push, untagged, excluded repository, rule)"
         ),
         || pass.negatives(&tag, &image, &index_digest, seed, checks),
+    )?;
+    phases.run(
+        &format!(
+            "{arch}: every way an image lands (pull through cache, replication) and the index tag cleanup"
+        ),
+        || pass.image_sources(&tag, &image, seed, checks),
     )?;
     // Before the registry failure, which leaves the generator pointed at a dead registry.
     phases.run(

@@ -180,6 +180,10 @@ fn module_call(settings: &TerraformSettings<'_>, arch: Arch) -> anyhow::Result<s
         "min_layer_size": settings.min_layer_size,
         "span_size": settings.span_size,
         "rust_log": "info",
+        // Every event shape the rule can take (scenarios/image_sources.rs).
+        "index_pull_through_cache_images": true,
+        "index_replicated_images": true,
+        "index_tag_cleanup": true,
     });
     for key in ASSET_INPUTS {
         call[key] = inputs
