@@ -310,3 +310,82 @@ async fn what_cannot_be_shown_to_be_the_conversion_is_kept() {
     );
     assert!(tag_digest(&env, repo, "mine-soci").await.is_some());
 }
+
+/// The ECR path's request, against moto's ECR control plane (the check still reads the
+/// registry): `BatchDeleteImage` by `imageTag` removes `<tag><suffix>` and leaves another tag of
+/// the same image. moto accepts requests AWS may refuse; the semantics are the API reference's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_ecr_only_the_index_tag_is_deleted() {
+    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+
+    let env = Env::start().await;
+    let moto = test_support::Moto::start()
+        .expect("start moto_server (run `cargo xtask setup`: the project's venv)");
+    let ecr = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .build(),
+    );
+    let repo = "team/ecr";
+    let image = push_big(&env, repo, "v1", 40).await;
+    index(&env, repo, &image, "v1").await;
+    push_small(&env, repo, "v1", 41).await;
+
+    // The control plane's view of the same repository: the index under two tags.
+    let index = env
+        .direct
+        .get_manifest(repo, "v1-soci")
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest = String::from_utf8(index.bytes.to_vec()).unwrap();
+    ecr.create_repository()
+        .repository_name(repo)
+        .send()
+        .await
+        .expect("CreateRepository");
+    for tag in ["v1-soci", "pinned"] {
+        ecr.put_image()
+            .repository_name(repo)
+            .image_manifest(&manifest)
+            .image_tag(tag)
+            .send()
+            .await
+            .expect("PutImage");
+    }
+    let remover = TagRemover::Ecr {
+        client: ecr.clone(),
+        registry_id: ACCOUNT.into(),
+    };
+    let outcome = env
+        .indexer(env.config())
+        .clean_up(
+            &ImageRef {
+                repository: repo.into(),
+                digest: Some(image.digest.clone()),
+                tag: Some("v1".into()),
+            },
+            &remover,
+        )
+        .await
+        .expect("cleanup answers");
+    let answer = json(&outcome);
+    assert_eq!(answer["status"], "index_tag_deleted", "{answer}");
+    assert_eq!(answer["method"], "ecr_batch_delete_image");
+    let listed = ecr
+        .list_images()
+        .repository_name(repo)
+        .send()
+        .await
+        .expect("ListImages");
+    let mut tags: Vec<&str> = listed
+        .image_ids()
+        .iter()
+        .filter_map(|id| id.image_tag())
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["pinned"], "only v1-soci is deleted");
+}
