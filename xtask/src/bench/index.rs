@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// for indexing.
     #[arg(long, value_delimiter = ',', default_value = "50/1024")]
     capped: Vec<String>,
+    /// (Internal) measure the image already pushed to `SOCI_TEST_REGISTRY`:
+    /// `<digest>=<size>,...;<uncompressed>` (see `bench`).
+    #[arg(long, hide = true)]
+    pushed: Option<String>,
 }
 
 /// This process's user + system CPU time (all threads).
@@ -136,18 +140,79 @@ fn client_of(addr: &str) -> anyhow::Result<Arc<RegistryClient>> {
     )?))
 }
 
+/// Generates and pushes the image, then measures in a fresh process (`--pushed`): Linux keeps
+/// a process's peak RSS across `execve` from the memory it was spawned from, so every child
+/// spawned by a process that held the generated image (about 600 MiB at the default size)
+/// would report at least that peak, whatever it used itself.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: a debug build; figures only mean something with `cargo run --release -p xtask -- bench index`"
         );
     }
+    if let Some(pushed) = &args.pushed {
+        let registry = std::env::var("SOCI_TEST_REGISTRY")
+            .context("--pushed measures the registry SOCI_TEST_REGISTRY names")?;
+        return measure(&args, &registry, parse_pushed(pushed)?);
+    }
     let registry = test_support::Registry::start()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("starting docker-registry (install it with `cargo xtask setup`)")?;
+    let image = {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let client = client_of(&registry.addr)?;
+        push_bench_image(&runtime, &client, args.size_mib)?
+    };
+    let spec = format!(
+        "{};{}",
+        image
+            .digests
+            .iter()
+            .zip(&image.sizes)
+            .map(|(d, s)| format!("{d}={s}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        image.uncompressed
+    );
+    let join = |v: Vec<String>| v.join(",");
+    let status = Command::new(std::env::current_exe().context("locating the xtask binary")?)
+        .args(["bench", "index", "--rounds", &args.rounds.to_string()])
+        .arg(format!(
+            "--link-mib-s={}",
+            join(args.link_mib_s.iter().map(u64::to_string).collect())
+        ))
+        .arg(format!("--capped={}", join(args.capped.clone())))
+        .arg(format!("--pushed={spec}"))
+        .env("SOCI_TEST_REGISTRY", &registry.addr)
+        .status()
+        .context("starting the measuring process")?;
+    if !status.success() {
+        bail!("the measuring process failed ({status})");
+    }
+    Ok(())
+}
+
+/// `<digest>=<size>,...;<uncompressed>`, as `bench` passes it.
+fn parse_pushed(spec: &str) -> anyhow::Result<BenchImage> {
+    let bad = || anyhow::anyhow!("--pushed {spec:?}: expected <digest>=<size>,...;<uncompressed>");
+    let (blobs, uncompressed) = spec.split_once(';').ok_or_else(bad)?;
+    let mut image = BenchImage {
+        digests: Vec::new(),
+        sizes: Vec::new(),
+        uncompressed: uncompressed.parse().map_err(|_| bad())?,
+    };
+    for blob in blobs.split(',') {
+        let (digest, size) = blob.split_once('=').ok_or_else(bad)?;
+        image.digests.push(digest.to_string());
+        image.sizes.push(size.parse().map_err(|_| bad())?);
+    }
+    Ok(image)
+}
+
+/// Every measurement, against `registry` where the image is.
+fn measure(args: &BenchArgs, registry: &str, image: BenchImage) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let client = client_of(&registry.addr)?;
-    let image = push_bench_image(&runtime, &client, args.size_mib)?;
+    let client = client_of(registry)?;
     // The indexer's layer concurrency (its default), for the baseline too.
     let concurrency = Config::default().concurrency;
     // Warm-up, not measured: the registry's files are in the page cache for every measurement.
@@ -160,7 +225,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     for link_rate in links {
         summaries.push(measure_link(
             &runtime,
-            &registry.addr,
+            registry,
             link_rate,
             &image,
             args.rounds.max(1),
@@ -173,7 +238,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let (per_connection, shared) = parse_cap(spec)?;
         capped.push(measure_capped(
             &runtime,
-            &registry.addr,
+            registry,
             (per_connection, shared),
             &image,
             args.rounds.max(1),

@@ -10,9 +10,9 @@
 //!   [`ParallelFetch::concurrency`] `Range` requests at a time. At most that many chunks are in
 //!   flight or buffered (a chunk's slot is reused only once its bytes are in the channel), so
 //!   memory is bounded by `(concurrency + 2) x chunk_size` whatever the layer's size (the
-//!   window, and at most two chunks whose last slices wait in the builder's channel). Bytes go
-//!   to the builder strictly in order (in slices of [`SLICE`] bytes) and are hashed there, as
-//!   in one stream. The first request is
+//!   window, and at most two chunks whose last parts wait in the builder's channel). Bytes go
+//!   to the builder strictly in order, the first chunk of the window as it arrives, and are
+//!   hashed there, as in one stream. The first request is
 //!   sent to the registry and its redirect (ECR: a presigned S3 URL) is followed once; the
 //!   other chunks go straight to that URL, and it is resolved again when it answers `403`
 //!   (expired). Every answer must be `206` with the `Content-Range` asked for: a `200` to the
@@ -386,19 +386,20 @@ fn check_partial(resp: &Response, range: &Range<u64>, size: u64) -> Result<(), C
     }
 }
 
-/// One chunk's bytes. `first` is an answer already received for it. A body that breaks off is
-/// continued from where it stopped, this chunk only.
+/// One chunk's bytes, sent to `out` as they arrive (the head chunk streams into the builder
+/// while the others buffer). `first` is an answer already received for it. A body that breaks
+/// off is continued from where it stopped, this chunk only; what was sent stays valid.
 ///
-/// The body's pieces are copied into one buffer of the chunk's size: each piece hyper hands
-/// out shares (and keeps alive) a read buffer of up to ~400 KiB, so holding a window of
-/// pieces would hold several times its bytes (measured: 612 MiB peak RSS for 128 MiB of
-/// chunks); one copy per byte costs far less than that memory.
+/// The body's pieces are copied into one buffer of the chunk's size, and sent as parts of it:
+/// each piece hyper hands out shares (and keeps alive) a read buffer of up to ~400 KiB, so
+/// holding a window of them would hold several times their bytes; one copy costs far less.
 async fn fetch_chunk(
     shared: Arc<Shared>,
     index: u64,
     range: Range<u64>,
     mut first: Option<Response>,
-) -> Result<Bytes, ChunkError> {
+    out: mpsc::UnboundedSender<Bytes>,
+) -> Result<(), ChunkError> {
     let len = range.end - range.start;
     // `len` is at most the configured chunk size (bounded by the configuration).
     let capacity = usize::try_from(len)
@@ -427,8 +428,10 @@ async fn fetch_chunk(
                     got += piece.len() as u64;
                     shared.hold(piece.len());
                     buf.extend_from_slice(&piece);
+                    // The receiver is gone only when the fetch ended, which aborts this task.
+                    let _ = out.send(buf.split().freeze());
                     if got == len {
-                        return Ok(buf.freeze());
+                        return Ok(());
                     }
                 }
                 Some(Err(e)) => break e.without_url().to_string(),
@@ -462,10 +465,12 @@ enum Parallel {
     },
 }
 
-type ChunkTask = AbortOnDropHandle<Result<Bytes, ChunkError>>;
-
-/// Bytes per message to the builder: the channel holds 32, so at most 8 MiB wait there.
-const SLICE: usize = 256 << 10;
+/// A chunk being fetched: its bytes so far, and how it ended. The channel is unbounded, but
+/// what it holds is bounded by the chunk's size.
+struct ChunkTask {
+    bytes: mpsc::UnboundedReceiver<Bytes>,
+    task: AbortOnDropHandle<Result<(), ChunkError>>,
+}
 
 async fn fetch_parallel(
     shared: &Arc<Shared>,
@@ -500,12 +505,12 @@ async fn fetch_parallel(
     *shared.location.lock().await = (location, 0);
     let chunks = size.div_ceil(chunk_size);
     let spawn = |i: u64, first: Option<Response>| -> ChunkTask {
-        AbortOnDropHandle::new(tokio::spawn(fetch_chunk(
-            shared.clone(),
-            i,
-            chunk(i),
-            first,
-        )))
+        let (tx, bytes) = mpsc::unbounded_channel();
+        let task = tokio::spawn(fetch_chunk(shared.clone(), i, chunk(i), first, tx));
+        ChunkTask {
+            bytes,
+            task: AbortOnDropHandle::new(task),
+        }
     };
     let mut window: VecDeque<ChunkTask> = VecDeque::new();
     window.push_back(spawn(0, Some(probe)));
@@ -517,11 +522,18 @@ async fn fetch_parallel(
             window.push_back(spawn(next, None));
             next += 1;
         }
-        let Some(head) = window.pop_front() else {
+        let Some(mut head) = window.pop_front() else {
             break;
         };
-        let mut bytes = match head.await {
-            Ok(Ok(bytes)) => bytes,
+        // The head chunk's bytes go on as they arrive; the channel closes when its task ends.
+        while let Some(piece) = head.bytes.recv().await {
+            shared.release(piece.len());
+            if sink.deliver(piece).await? == Flow::Stop {
+                return Ok(Parallel::Done);
+            }
+        }
+        match head.task.await {
+            Ok(Ok(())) => {}
             // Dropping the window aborts the chunks still in flight.
             Ok(Err(ChunkError::Unusable(reason))) => {
                 return Ok(Parallel::Fallback {
@@ -531,13 +543,6 @@ async fn fetch_parallel(
             }
             Ok(Err(ChunkError::Failed(e))) => return Err(e),
             Err(e) => return Err(FetchError::Task(format!("chunk task: {e}"))),
-        };
-        while !bytes.is_empty() {
-            let piece = bytes.split_to(bytes.len().min(SLICE));
-            shared.release(piece.len());
-            if sink.deliver(piece).await? == Flow::Stop {
-                return Ok(Parallel::Done);
-            }
         }
         report.ranged_chunks += 1;
     }
