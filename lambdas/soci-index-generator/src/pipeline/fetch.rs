@@ -392,7 +392,7 @@ fn check_partial(resp: &Response, range: &Range<u64>, size: u64) -> Result<(), C
 ///
 /// The body's pieces are copied into one buffer of the chunk's size, and sent as parts of it:
 /// each piece hyper hands out shares (and keeps alive) a read buffer of up to ~400 KiB, so
-/// holding a window of them would hold several times their bytes; one copy costs far less.
+/// holding a window of them could hold several times their bytes; one copy costs far less.
 async fn fetch_chunk(
     shared: Arc<Shared>,
     index: u64,
