@@ -296,4 +296,25 @@ mod tests {
         assert_eq!(t.as_deref(), Some("latest"));
         assert!(parse_reference("app").is_err());
     }
+
+    /// `--disable-xattrs` reaches the pipeline's configuration (off without it).
+    #[test]
+    fn disable_xattrs_flag() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::Args,
+        }
+        let prepared = |flags: &[&str]| {
+            let argv = [&["index", "127.0.0.1:5000/app:v1", "--plain-http"], flags].concat();
+            let cli = Cli::try_parse_from(argv).expect("arguments");
+            super::prepare(&cli.args).expect("prepared")
+        };
+        let on = prepared(&["--disable-xattrs"]);
+        assert!(on.indexer.config().disable_xattrs);
+        if std::env::var_os(soci_index_generator::config::ENV_DISABLE_XATTRS).is_none() {
+            assert!(!prepared(&[]).indexer.config().disable_xattrs);
+        }
+    }
 }
