@@ -12,7 +12,7 @@
 //! | metric | unit | dimensions | what |
 //! |---|---|---|---|
 //! | `ImagesIndexed` | Count | `FunctionName` | 1 per image indexed (a SOCI index pushed) |
-//! | `ImagesFailed` | Count | `FunctionName` | 1 per invocation that failed (retried by Lambda) |
+//! | `ImagesFailed` | Count | `FunctionName` | 1 per image whose indexing failed (the invocation fails; Lambda retries it) |
 //! | `ImageSeconds` | Seconds | `FunctionName` | the whole pipeline, for an indexed image |
 //! | `LayersIndexed` | Count | `FunctionName` | layers that got a zTOC |
 //! | `LayersLeftOut` | Count | `FunctionName`, `Reason` | layers without one, by [`LeftOut`] reason |
