@@ -625,6 +625,40 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rules_can_target_one_range_and_rewrite_a_header() {
+        let proxy = FaultProxy::start(&upstream(b"0123456789").await)
+            .await
+            .unwrap();
+        let lie = Fault::SetHeader {
+            name: "Content-Range".into(),
+            value: "bytes 5-9/10".into(),
+        };
+        proxy.add(Rule::new("GET", "/x", 5, lie).with_range("bytes=0-4"));
+        let get = |range: &'static str| {
+            let url = format!("http://{}/x", proxy.addr);
+            async move {
+                reqwest::Client::new()
+                    .get(url)
+                    .header("range", range)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let other = get("bytes=5-9").await;
+        assert!(
+            other.headers().get("content-range").is_none(),
+            "not the rule's range"
+        );
+        let hit = get("bytes=0-4").await;
+        assert_eq!(hit.headers()["content-range"], "bytes 5-9/10");
+        assert_eq!(hit.headers().get_all("content-range").iter().count(), 1);
+        let seen = proxy.seen();
+        assert_eq!(seen[0].range.as_deref(), Some("bytes=5-9"));
+        assert!(seen[1].answer.contains("SetHeader"), "{seen:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn blob_gets_are_redirected_to_a_signed_url() {
         let proxy = FaultProxy::start(&upstream(b"blob").await).await.unwrap();
         proxy.redirect_blobs(true);
