@@ -245,6 +245,49 @@ async fn what_cannot_be_shown_to_be_the_conversion_is_kept() {
     );
     assert!(tag_digest(&env, repo, "back-soci").await.is_some());
 
+    // The tag moved to a rebuild with the same config and layers (another manifest): the
+    // index is a conversion of what the tag names now too.
+    let first = push_big(&env, repo, "rebuilt", 38).await;
+    let first_index = index(&env, repo, &first, "rebuilt").await;
+    let mut rebuilt: serde_json::Value = serde_json::from_slice(
+        &env.direct
+            .get_manifest(repo, &first.digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    rebuilt["annotations"]["org.opencontainers.image.revision"] = "rebuilt".into();
+    let rebuilt = put_manifest(
+        &env,
+        repo,
+        Some("rebuilt"),
+        OCI_MANIFEST,
+        serde_json::to_vec(&rebuilt).unwrap(),
+    )
+    .await;
+    // Its push event: `rebuilt-soci` already covers the same config and layers.
+    let outcome = run_with(&env, env.config(), repo, &rebuilt.digest, Some("rebuilt"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status(), "already_indexed", "{outcome:?}");
+    let rebuilt_index = tag_digest(&env, repo, "rebuilt-soci").await.unwrap();
+    let answer = json(&clean_up(&env, repo, &first.digest, "rebuilt").await);
+    assert_eq!(answer["status"], "index_tag_kept", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("also a conversion"),
+        "{answer}"
+    );
+    assert_eq!(rebuilt_index, first_index);
+    assert_eq!(
+        tag_digest(&env, repo, "rebuilt-soci").await,
+        Some(rebuilt_index)
+    );
+
     // Two tags of one image share one conversion: a delete by digest would take both.
     let shared = push_big(&env, repo, "one", 31).await;
     env.direct

@@ -3,7 +3,8 @@
 //! points at a conversion of the deleted image; anything else is left as it is and the answer
 //! says why (`index_tag_kept`):
 //!
-//! - `<tag>` names the deleted image again (pushed back after the delete, or a late event);
+//! - `<tag>` names the deleted image again (pushed back after the delete, or a late event), or
+//!   names an image of the same config and layers, whose conversion the index is too;
 //! - there is no `<tag><suffix>`;
 //! - `<tag><suffix>` is not a SOCI-enabled image index (no annotated manifest with its SOCI
 //!   index entry): someone else's tag;
@@ -126,6 +127,21 @@ impl Indexer {
         let index_digest = index.digest.clone();
         if let Err(reason) = self.conversion_of(repo, &index_tag, &index, digest).await? {
             return Ok(kept(Some(index_digest), reason));
+        }
+        // An image rebuilt with the same config and layers converts alike: when the tag moved
+        // to such an image, the index serves it too and stays.
+        if let Some(current) = now.as_deref()
+            && self
+                .conversion_of(repo, &index_tag, &index, current)
+                .await?
+                .is_ok()
+        {
+            return Ok(kept(
+                Some(index_digest),
+                format!(
+                    "{index_tag} is also a conversion of {current}, which {tag} names now: its index is current"
+                ),
+            ));
         }
         if let Err(reason) = self
             .remove(repo, &index_tag, &index_digest, remover)
