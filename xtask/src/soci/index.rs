@@ -86,8 +86,8 @@ pub(crate) struct Prepared {
 /// The repository name the layout server is addressed with (it serves one layout under any).
 const LAYOUT_REPOSITORY: &str = "layout";
 
-/// Opens the layout at `dir` (it must exist and hold `tag`) and serves it to a registry client.
-fn serve_layout(dir: &Path, tag: &str) -> anyhow::Result<LayoutServer> {
+/// Fails naming the layout's tags when the layout at `dir` has no entry tagged `tag`.
+fn require_layout_tag(dir: &Path, tag: &str) -> anyhow::Result<()> {
     let layout = Layout::open(dir)?;
     if layout.find_tag(tag)?.is_none() {
         let mut tags: Vec<String> = layout
@@ -107,6 +107,12 @@ fn serve_layout(dir: &Path, tag: &str) -> anyhow::Result<LayoutServer> {
             xtask::layout::REF_NAME
         );
     }
+    Ok(())
+}
+
+/// Opens the layout at `dir` and serves it to a registry client.
+fn serve_layout(dir: &Path) -> anyhow::Result<LayoutServer> {
+    let layout = Layout::open(dir)?;
     LayoutServer::start(layout).with_context(|| format!("serving the OCI layout {}", dir.display()))
 }
 
@@ -122,7 +128,7 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
                 dir.display()
             );
         }
-        let server = serve_layout(&dir, &tag)?;
+        let server = serve_layout(&dir)?;
         let url = server.url();
         (
             Some(server),
@@ -221,6 +227,12 @@ pub(crate) fn index(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_logs();
+    // Here, not in `prepare`: the demo prepares the layout before it writes the image.
+    if let Some((dir, tag)) = xtask::layout::parse_reference(&args.reference)
+        && !args.wait.wait
+    {
+        require_layout_tag(&dir, &tag)?;
+    }
     let prepared = prepare(&args)?;
     if args.wait.wait {
         let (host, ..) = parse_reference(&args.reference)?;
