@@ -91,6 +91,7 @@ locals {
     },
     length(var.platforms) == 0 ? {} : { platforms = join(",", var.platforms) },
     var.index_tag_cleanup ? { index_tag_cleanup = "true" } : {},
+    var.index_in_place ? { index_in_place = "true" } : {},
     var.build_tool_identifier == null ? {} : { build_tool_identifier = var.build_tool_identifier },
     var.ecr_endpoint == null ? {} : { ECR_ENDPOINT = var.ecr_endpoint },
     # Only what differs from the generator's defaults (no xattr optimisation, metrics on in

@@ -510,6 +510,13 @@ variable "index_replicated_images" {
   nullable    = false
 }
 
+variable "index_in_place" {
+  description = "V2: after indexing, move `<tag>` itself to the SOCI-enabled index (so deployments that keep referencing `<tag>` lazy-load) and keep the original as `<tag>-original` (env `index_in_place`). For mutable repositories only: where the registry refuses to move the tag (immutable tags), the generator says so and `<tag><suffix>` stays the tag to deploy. Consumers that reject image indexes (Lambda container images) or read the tag's digest see the index. Ignored with V1."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "index_tag_cleanup" {
   description = "V2: when a tag is deleted (`ECR Image Action` DELETE), delete its `<tag><suffix>` if, and only if, it still points at a conversion of the deleted image. Adds `ecr:BatchDeleteImage` to the generator's role."
   type        = bool

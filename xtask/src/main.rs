@@ -36,6 +36,8 @@ enum Command {
     Doctor(soci::doctor::Args),
     /// Index an image in any OCI registry or OCI image layout, the way the Lambda does.
     Index(soci::index::Args),
+    /// Index the images already in ECR that the deployed filter selects and that have no index.
+    Backfill(soci::backfill::Args),
     /// Build reproducible Lambda zips for x86_64 and arm64.
     Package(release::package::Args),
     /// Upload the Lambda zips to S3 and print the Terraform module inputs.
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => soci::demo::run(args),
         Command::Doctor(args) => soci::doctor::run(args),
         Command::Index(args) => soci::index::run(args),
+        Command::Backfill(args) => soci::backfill::run(args),
         Command::Package(args) => release::package::run(args),
         Command::Publish(args) => release::publish::run(args),
         Command::Setup(args) => checks::setup::run(args),

@@ -20,6 +20,7 @@
 //! | `disable_xattrs` | `false` | `true`: soci's xattr optimisation, `com.amazon.soci.disable-xattrs: "true"` on the zTOC descriptor of every layer without `SCHILY.xattr.*` records and opaque whiteouts |
 //! | `emit_metrics` | `true` | `false`: no CloudWatch EMF metric records on stdout ([`crate::metrics`]) |
 //! | `metrics_namespace` | `SOCI/IndexGenerator` | CloudWatch namespace of those metrics |
+//! | `index_in_place` | `false` | `true` (V2): after indexing, move `<tag>` itself to the SOCI-enabled index and keep the original as `<tag>-original` (`pipeline::in_place`) |
 //! | `index_tag_cleanup` | `false` | `true`: on the delete of `<tag>`, delete `<tag><suffix>` when it still points at a conversion of the deleted image (`pipeline::cleanup`) |
 
 use std::fmt;
@@ -151,10 +152,17 @@ pub struct Config {
     /// On the delete of `<tag>` (ECR's `DELETE` image action), delete the V2 index tag
     /// `<tag><suffix>` when it still points at a conversion of the deleted image. Off by default.
     pub index_tag_cleanup: bool,
+    /// V2: after indexing, move `<tag>` itself to the SOCI-enabled index (deployments that keep
+    /// referencing `<tag>` lazy-load), the original kept as `<tag>` + [`ORIGINAL_TAG_SUFFIX`].
+    pub index_in_place: bool,
 }
 
 /// Turns on the cleanup of `<tag><suffix>` when `<tag>` is deleted (`true` / `false`).
 pub const ENV_INDEX_TAG_CLEANUP: &str = "index_tag_cleanup";
+/// Env var: the in-place mode (`true` / `false`).
+pub const ENV_INDEX_IN_PLACE: &str = "index_in_place";
+/// In the in-place mode, the tag that keeps the original image reachable is `<tag>` + this.
+pub const ORIGINAL_TAG_SUFFIX: &str = "-original";
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
@@ -274,6 +282,7 @@ impl Default for Config {
             disable_xattrs: false,
             metrics_namespace: Some(crate::metrics::DEFAULT_NAMESPACE.into()),
             index_tag_cleanup: false,
+            index_in_place: false,
         }
     }
 }
@@ -415,6 +424,9 @@ impl Config {
         }
         if let Some(v) = get(ENV_INDEX_TAG_CLEANUP) {
             config.index_tag_cleanup = parse_bool(ENV_INDEX_TAG_CLEANUP, &v)?;
+        }
+        if let Some(v) = get(ENV_INDEX_IN_PLACE) {
+            config.index_in_place = parse_bool(ENV_INDEX_IN_PLACE, &v)?;
         }
         Ok(config)
     }

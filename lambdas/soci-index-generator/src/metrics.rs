@@ -457,6 +457,7 @@ mod tests {
             layers,
             pushed: Vec::new(),
             dry_run: false,
+            in_place: None,
         }
     }
 

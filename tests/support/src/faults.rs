@@ -90,6 +90,8 @@ pub struct Rule {
     pub path_contains: String,
     /// When set, only requests whose `Range` header is exactly this (`bytes=0-1023`).
     pub range: Option<String>,
+    /// Only requests whose path ends with `path_contains` (`/manifests/v1`, not `v1-soci`).
+    pub path_ends: bool,
     pub times: usize,
     pub fault: Fault,
 }
@@ -100,9 +102,16 @@ impl Rule {
             method: method.into(),
             path_contains: path_contains.into(),
             range: None,
+            path_ends: false,
             times,
             fault,
         }
+    }
+
+    /// Only for requests whose path ends with the fragment (one tag, not its longer siblings).
+    pub fn at_path_end(mut self) -> Self {
+        self.path_ends = true;
+        self
     }
 
     /// Only for requests with this exact `Range` header (one chunk of a parallel fetch).
@@ -297,6 +306,7 @@ fn take_fault(s: &State, request: &Request) -> Option<Fault> {
         r.times > 0
             && r.method == request.method
             && request.path.contains(&r.path_contains)
+            && (!r.path_ends || request.path.ends_with(&r.path_contains))
             && (r.range.is_none() || r.range == range)
     })?;
     rule.times -= 1;

@@ -210,20 +210,7 @@ async fn v1_only(
     digest: &str,
     diagnosis: &mut Diagnosis,
 ) -> anyhow::Result<()> {
-    let referrers_tag = digest.replacen(':', "-", 1);
-    let v1 = match client.get_manifest(repository, &referrers_tag).await? {
-        Some(found) => Index::from_json(&found.bytes)
-            .map(|index| {
-                index
-                    .manifests()
-                    .iter()
-                    .filter(|d| d.artifact_type == MEDIA_TYPE_SOCI_INDEX_V1)
-                    .map(|d| d.digest.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let v1 = v1_soci_indexes(client, repository, digest).await?;
     if v1.is_empty() {
         diagnosis.say(
             "verdict: no SOCI index at all: the generator never indexed this image (check the filter's repository:tag globs and its logs)",
@@ -235,6 +222,32 @@ async fn v1_only(
         ));
     }
     Ok(())
+}
+
+/// The v1 SOCI indexes whose subject is `digest`, found through the referrers tag schema
+/// (`sha256-<hex>`), which registries without the referrers API (and clients pushing to them)
+/// use.
+pub(crate) async fn v1_soci_indexes(
+    client: &RegistryClient,
+    repository: &str,
+    digest: &str,
+) -> anyhow::Result<Vec<String>> {
+    let referrers_tag = digest.replacen(':', "-", 1);
+    Ok(
+        match client.get_manifest(repository, &referrers_tag).await? {
+            Some(found) => Index::from_json(&found.bytes)
+                .map(|index| {
+                    index
+                        .manifests()
+                        .iter()
+                        .filter(|d| d.artifact_type == MEDIA_TYPE_SOCI_INDEX_V1)
+                        .map(|d| d.digest.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+    )
 }
 
 /// The snapshotter each container of a task reported (task metadata v4 `Containers[].Snapshotter`).

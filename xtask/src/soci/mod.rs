@@ -1,5 +1,7 @@
-//! The commands users run on their images and layers: `ztoc`, `index`, `demo`, `doctor`.
+//! The commands users run on their images and layers: `ztoc`, `index`, `demo`, `doctor`,
+//! `backfill`.
 
+pub mod backfill;
 pub mod demo;
 pub mod doctor;
 pub mod index;

@@ -62,7 +62,7 @@ fn account_and_region(host: &str, wait: &WaitArgs) -> (Option<String>, Option<St
 }
 
 /// The event ECR sends for a successful push of `tag` at `digest`, stamped now.
-fn push_event(
+pub(crate) fn push_event(
     account: &str,
     region: &str,
     repository: &str,
@@ -155,6 +155,16 @@ async fn invoke(
         loader = loader.endpoint_url(endpoint);
     }
     let lambda = aws_sdk_lambda::Client::new(&loader.load().await);
+    invoke_with(&lambda, function, event).await
+}
+
+/// Invokes `function` with `event` (`RequestResponse`) and returns its JSON answer; a function
+/// error is an error carrying the answer.
+pub(crate) async fn invoke_with(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &EcrImageActionEvent,
+) -> anyhow::Result<serde_json::Value> {
     let answer = lambda
         .invoke()
         .function_name(function)

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use soci_core::oci::OciError;
 use soci_lambda_contract::IndexVersion;
 
-use self::layer::LayerError;
 pub use self::cleanup::TagRemover;
+use self::layer::LayerError;
 pub use self::outcome::{IndexingOutcome, LayerReport, LeftOut, Pushed, SociIndexReport};
 use self::push::Finish;
 use self::pusher::Pusher;
@@ -89,6 +89,15 @@ fn doc(step: impl Into<String>) -> impl FnOnce(OciError) -> PipelineError {
     move |source| PipelineError::Document { step, source }
 }
 
+/// An image [`Indexer::prepare`] found work in.
+struct Work {
+    selected: platforms::Selected,
+    plans: plan::LayerPlans,
+    /// The layers left out by the plan (too small, zstd), reported with the built ones.
+    left_out: Vec<LayerReport>,
+    index_tag: Option<String>,
+}
+
 /// Runs the pipeline against one registry.
 pub struct Indexer {
     registry: Arc<RegistryClient>,
@@ -121,21 +130,38 @@ impl Indexer {
 
     /// Indexes `image`. `Ok` for every outcome retrying cannot change; `Err` for the rest.
     pub async fn run(&self, image: &ImageRef) -> Result<IndexingOutcome> {
+        match self.prepare(image).await? {
+            ControlFlow::Continue(work) => self.build_and_push(work).await,
+            ControlFlow::Break(done) => Ok(done),
+        }
+    }
+
+    /// What [`Indexer::run`] would do, reading the registry only: `Some(outcome)` when it would
+    /// stop before building anything (already indexed, superseded, nothing to index, ...),
+    /// `None` when it would build and push. A backfill asks this before invoking the generator.
+    pub async fn pending(&self, image: &ImageRef) -> Result<Option<IndexingOutcome>> {
+        Ok(match self.prepare(image).await? {
+            ControlFlow::Continue(_) => None,
+            ControlFlow::Break(done) => Some(done),
+        })
+    }
+
+    /// Stages 1 to 3: every reason to stop before building.
+    async fn prepare(&self, image: &ImageRef) -> Result<ControlFlow<IndexingOutcome, Work>> {
         let resolved = match self.resolve(image).await? {
             ControlFlow::Continue(resolved) => resolved,
-            ControlFlow::Break(done) => return Ok(done),
+            ControlFlow::Break(done) => return Ok(ControlFlow::Break(done)),
         };
         let selected = match self.select_platforms(resolved).await? {
             ControlFlow::Continue(selected) => selected,
-            ControlFlow::Break(done) => return Ok(done),
+            ControlFlow::Break(done) => return Ok(ControlFlow::Break(done)),
         };
         let (image, targets) = (&selected.image, selected.targets.as_slice());
-        let repo = image.repository.as_str();
         let plans = plan::plan_layers(targets, self.config.min_layer_size);
-        let mut layers = plans.left_out.clone();
+        let left_out = plans.left_out.clone();
         if plans.is_empty() {
             let why = "no layer is large enough and of an indexable type";
-            return Ok(self.no_eligible(image, layers, why));
+            return Ok(ControlFlow::Break(self.no_eligible(image, left_out, why)));
         }
         let index_tag = self.index_tag(image);
         if let Some(t) = &index_tag
@@ -149,15 +175,33 @@ impl Indexer {
         if index_tag.is_some()
             && let Some(done) = self.superseded(image).await?
         {
-            return Ok(done);
+            return Ok(ControlFlow::Break(done));
         }
         if let Some(index_tag) = &index_tag
             && let Some(done) = self
                 .skip_redelivery(image, index_tag, &plans.with_layers(targets))
                 .await?
         {
-            return Ok(done);
+            return Ok(ControlFlow::Break(done));
         }
+        Ok(ControlFlow::Continue(Work {
+            selected,
+            plans,
+            left_out,
+            index_tag,
+        }))
+    }
+
+    /// Stages 4 and 5.
+    async fn build_and_push(&self, work: Work) -> Result<IndexingOutcome> {
+        let Work {
+            selected,
+            plans,
+            left_out: mut layers,
+            index_tag,
+        } = work;
+        let (image, targets) = (&selected.image, selected.targets.as_slice());
+        let repo = image.repository.as_str();
         let pusher = Arc::new(Pusher::new(self.registry.clone(), repo, self.dry_run));
         let built = self.build_all(repo, plans.unique(), pusher.clone()).await?;
         layers.extend(build::layer_reports(&built));

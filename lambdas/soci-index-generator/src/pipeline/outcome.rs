@@ -126,6 +126,9 @@ pub enum IndexingOutcome {
         layers: Vec<LayerReport>,
         pushed: Vec<Pushed>,
         dry_run: bool,
+        /// In-place mode: what became of `<tag>` (moved to the SOCI-enabled index, or why not).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_place: Option<String>,
     },
     Skipped {
         repository: String,

@@ -11,8 +11,10 @@ use soci_lambda_contract::IndexVersion;
 use super::outcome::{IndexingOutcome, LayerReport, SociIndexReport};
 use super::platforms::Target;
 use super::pusher::{Pusher, Store};
-use super::{ImageRef, Indexer, PipelineError, Result, doc};
+use super::{ImageRef, Indexer, PipelineError, Result, doc, reg};
+use crate::config::ORIGINAL_TAG_SUFFIX;
 use crate::media;
+use crate::registry::RegistryError;
 
 /// A SOCI index pushed for one target.
 pub(super) struct PushedSociIndex<'t> {
@@ -122,6 +124,7 @@ impl Indexer {
             layers: finish.layers,
             pushed: pusher.pushed().await,
             dry_run: self.dry_run,
+            in_place: None,
         })
     }
 
@@ -156,13 +159,20 @@ impl Indexer {
             return Ok(superseded);
         }
         pusher
-            .tag(&index_tag, &index_digest, media_type, index_bytes)
+            .tag(&index_tag, &index_digest, media_type, index_bytes.clone())
             .await?;
         if !self.dry_run
             && let Some(superseded) = self.superseded(image).await?
         {
             return self.reindex_after_tag_race(superseded, &index_tag).await;
         }
+        let in_place = match self.config.index_in_place {
+            true => Some(
+                self.move_tag_in_place(pusher, image, &index_digest, media_type, index_bytes)
+                    .await?,
+            ),
+            false => None,
+        };
         let image_digest = image.digest.clone().unwrap_or_default();
         let tag = image.tag.as_deref().filter(|t| !t.is_empty());
         tracing::info!(repository = %image.repository, digest = %image_digest, tag = tag.unwrap_or_default(), index_tag = %index_tag, index_digest = %index_digest, dry_run = self.dry_run, "indexed");
@@ -176,7 +186,57 @@ impl Indexer {
             layers: finish.layers,
             pushed: pusher.pushed().await,
             dry_run: self.dry_run,
+            in_place,
         })
+    }
+
+    /// The in-place mode: `<tag>-original` on the original, then `<tag>` itself on the
+    /// SOCI-enabled index, so that deployments that keep referencing `<tag>` lazy-load. The
+    /// push of `<tag>` this causes comes back as an event, which [`Indexer::resolve`] recognises
+    /// (a SOCI-enabled index has nothing to index). A registry that refuses to move the tag
+    /// (ECR repositories with immutable tags answer `400 TAG_INVALID`) leaves `<tag>` where it
+    /// was: the answer says so and names the tag to deploy instead.
+    async fn move_tag_in_place(
+        &self,
+        pusher: &Pusher,
+        image: &ImageRef,
+        index_digest: &str,
+        media_type: &str,
+        index_bytes: Bytes,
+    ) -> Result<String> {
+        let (Some(tag), Some(digest)) = (
+            image.tag.as_deref().filter(|t| !t.is_empty()),
+            image.digest.as_deref(),
+        ) else {
+            return Ok("not moved: the push has no tag".into());
+        };
+        let repo = image.repository.as_str();
+        let index_tag = format!("{tag}{}", self.config.index_tag_suffix);
+        let original_tag = format!("{tag}{ORIGINAL_TAG_SUFFIX}");
+        let original = self
+            .registry
+            .get_manifest(repo, digest)
+            .await
+            .map_err(reg("fetch the original to keep it"))?
+            .ok_or_else(|| PipelineError::Invalid {
+                step: "keep the original".into(),
+                detail: format!("{repo}@{digest} is gone"),
+            })?;
+        if let Err(e) = pusher
+            .tag(&original_tag, digest, &original.media_type, original.bytes)
+            .await
+        {
+            return refusal(&e, repo, &original_tag, &index_tag).ok_or(e);
+        }
+        if let Some(IndexingOutcome::Superseded { message, .. }) = self.superseded(image).await? {
+            return Ok(format!("not moved: {message}"));
+        }
+        match pusher.tag(tag, index_digest, media_type, index_bytes).await {
+            Ok(()) => Ok(format!(
+                "{tag} names the SOCI-enabled index {index_digest}; the original {digest} stays reachable as {original_tag}"
+            )),
+            Err(e) => refusal(&e, repo, tag, &index_tag).ok_or(e),
+        }
     }
 
     /// The tag moved between the check before tagging and the tag write. The newer image may
@@ -274,5 +334,20 @@ impl Indexer {
             });
         }
         Ok((converted, reports))
+    }
+}
+
+/// A tag write the registry refused for good (a 4xx other than 429: immutable tags, a policy)
+/// is the in-place mode's answer, not the run's failure: the index is pushed and tagged
+/// `<tag><suffix>`. `None` for anything else, which fails the run (retried).
+fn refusal(e: &PipelineError, repo: &str, tag: &str, index_tag: &str) -> Option<String> {
+    match e {
+        PipelineError::Registry {
+            source: RegistryError::Status { status, body, .. },
+            ..
+        } if (400..500).contains(status) && *status != 429 => Some(format!(
+            "refused: {repo} did not let {tag} move (answered {status}: {body}; ECR repositories with immutable tags refuse it); {tag} stays on the original: deploy {index_tag}"
+        )),
+        _ => None,
     }
 }

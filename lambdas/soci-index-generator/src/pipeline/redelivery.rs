@@ -11,6 +11,7 @@ use super::layer::LayerPlan;
 use super::outcome::IndexingOutcome;
 use super::platforms::Target;
 use super::{ImageRef, Indexer, Result, reg};
+use crate::config::ORIGINAL_TAG_SUFFIX;
 use crate::media;
 
 impl Indexer {
@@ -29,6 +30,22 @@ impl Indexer {
             .map_err(reg(format!("check what {tag} names now")))?;
         if current.as_deref() == Some(digest) {
             return Ok(None);
+        }
+        // In-place mode: this pipeline moved the tag to this image's SOCI-enabled index when
+        // `<tag>-original` keeps this image and `<tag><suffix>` names what the tag names.
+        if self.config.index_in_place && current.is_some() {
+            let names = |t: String| async move {
+                self.registry
+                    .tag_digest(repo, &t)
+                    .await
+                    .map_err(reg(format!("check what {t} names now")))
+            };
+            let kept = names(format!("{tag}{ORIGINAL_TAG_SUFFIX}")).await?;
+            if kept.as_deref() == Some(digest)
+                && names(format!("{tag}{}", self.config.index_tag_suffix)).await? == current
+            {
+                return Ok(None);
+            }
         }
         let message = match &current {
             Some(now) => format!(

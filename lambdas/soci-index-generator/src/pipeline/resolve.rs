@@ -8,6 +8,7 @@ use soci_lambda_contract::indexing::{IndexVersion, TagSkip, tag_skip};
 
 use super::outcome::IndexingOutcome;
 use super::{ImageRef, Indexer, PipelineError, Result, doc, reg};
+use crate::config::ORIGINAL_TAG_SUFFIX;
 
 /// The pushed image, fetched and decoded.
 pub(super) struct Resolved {
@@ -68,6 +69,15 @@ impl Indexer {
             }
             Err(e) => return Err(doc("decode the pushed manifest")(e)),
         };
+        if let ImageDocument::Index { index, .. } = &document
+            && index
+                .manifests()
+                .iter()
+                .any(|d| d.artifact_type == oci::MEDIA_TYPE_SOCI_INDEX_V2)
+        {
+            let reason = "already a SOCI-enabled image index (the in-place mode's own push of the tag, or a conversion pushed again): nothing to index";
+            return Ok(ControlFlow::Break(IndexingOutcome::skipped(&image, reason)));
+        }
         let descriptor = Descriptor::new(
             &document_media_type(&document),
             &top.digest,
@@ -87,6 +97,13 @@ impl Indexer {
             return None;
         }
         let suffix = &self.config.index_tag_suffix;
+        if self.config.index_in_place
+            && let Some(t) = tag.filter(|t| t.ends_with(ORIGINAL_TAG_SUFFIX))
+        {
+            return Some(format!(
+                "tag {t:?} ends with {ORIGINAL_TAG_SUFFIX:?}: the in-place mode keeps the original there"
+            ));
+        }
         Some(match tag_skip(tag, IndexVersion::V2, suffix)? {
             TagSkip::IndexTag => format!(
                 "tag {:?} ends with {suffix:?}: it is a SOCI index tag",

@@ -70,7 +70,19 @@ pub async fn check_v2(
     tag: &str,
     original: &str,
 ) -> BTreeMap<String, Vec<String>> {
-    let root = Root::v2(format!("{tag}-soci")).with_original(tag);
+    check_v2_with_original(env, repo, tag, tag, original).await
+}
+
+/// [`check_v2`] where the original is found at `original_ref` (the in-place mode keeps it as
+/// `<tag>-original`).
+pub async fn check_v2_with_original(
+    env: &Env,
+    repo: &str,
+    tag: &str,
+    original_ref: &str,
+    original: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let root = Root::v2(format!("{tag}-soci")).with_original(original_ref);
     let report = inspect_graph(env, repo, root).await;
     assert_eq!(
         report.original.as_ref().expect("original").digest,

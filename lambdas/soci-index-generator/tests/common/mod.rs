@@ -17,7 +17,7 @@ use soci_index_generator::{
     Credentials, ImageRef, Indexer, IndexingOutcome, PipelineError, RegistryClient, RetryPolicy,
 };
 
-pub use check::{check_v1, check_v2};
+pub use check::{check_v1, check_v2, check_v2_with_original};
 pub use images::{
     LayerBlob, attestation_annotations, push_attestation, push_blob, push_image, push_index,
     put_manifest,

@@ -2,10 +2,12 @@
 //! configuration, the bootstraps started), [`indexing`] (the push event indexed, the SOCI graph
 //! verified), [`negatives`] (what must not index) and [`registry_failure`] (a failure surfaces as
 //! a failed invocation), [`image_sources`] (pull through cache and replication events, the index
-//! tag cleanup), [`wait`] (index before deploy: `cargo xtask index --wait`). This
+//! tag cleanup), [`wait`] (index before deploy: `cargo xtask index --wait`), [`backfill`]
+//! (images already in ECR: `cargo xtask backfill`). This
 //! file holds what they share: delivering an event as EventBridge
 //! does and reading the emulator's records of what ran.
 
+mod backfill;
 mod image_sources;
 mod indexing;
 mod negatives;
@@ -192,6 +194,13 @@ pub fn run_pass(
         &format!("{arch}: index before deploy (cargo xtask index --wait)"),
         || pass.index_before_deploy(seed, checks),
     )?;
+    // Once, natively: it invokes the generator a few hundred times.
+    if launcher.is_none() {
+        phases.run(
+            &format!("{arch}: backfill images already in ECR (cargo xtask backfill)"),
+            || pass.backfill(seed, checks),
+        )?;
+    }
     phases.run(
         &format!("{arch}: registry failure surfaces as a failed invocation"),
         || pass.registry_failure(&tag, &image, checks),
