@@ -307,84 +307,61 @@ impl Config {
     /// Reads settings through `get` (the environment, or a map in tests). Empty values count as
     /// unset, as in the solution this replaces (where Terraform may pass `""`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let env = Lookup(get);
         let mut config = Config::default();
-        if let Some(v) = get(ENV_INDEX_VERSION) {
+        if let Some(v) = env.get(ENV_INDEX_VERSION) {
             config.index_version = IndexVersion::parse(&v).ok_or_else(|| ConfigError::Invalid {
                 name: ENV_INDEX_VERSION.into(),
                 value: v,
                 expected: "V1 or V2".into(),
             })?;
         }
-        config.ecr_endpoint = get("ECR_ENDPOINT");
-        if let Some(url) = get("SOCI_REGISTRY_URL") {
-            let parsed = url::Url::parse(&url).map_err(|e| ConfigError::Invalid {
-                name: "SOCI_REGISTRY_URL".into(),
-                value: url.clone(),
-                expected: format!("an http(s) URL such as http://127.0.0.1:5000 ({e})"),
-            })?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(ConfigError::Invalid {
-                    name: "SOCI_REGISTRY_URL".into(),
-                    value: url,
-                    expected: "an http(s) URL such as http://127.0.0.1:5000".into(),
-                });
-            }
-            config.registry = RegistryTarget::Url {
-                url,
-                username: get("SOCI_REGISTRY_USERNAME"),
-                password: get("SOCI_REGISTRY_PASSWORD"),
-            };
+        config.ecr_endpoint = env.get("ECR_ENDPOINT");
+        if let Some(registry) = registry_url(&env)? {
+            config.registry = registry;
         }
-        let number = |name: &str, min: u64| -> Result<Option<u64>, ConfigError> {
-            match get(name) {
-                None => Ok(None),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n >= min => Ok(Some(n)),
-                    _ => Err(ConfigError::Invalid {
-                        name: name.into(),
-                        value: v,
-                        expected: format!("an integer >= {min} (bytes)"),
-                    }),
-                },
-            }
-        };
-        if let Some(n) = number("span_size", 1)? {
+        if let Some(n) = env.number("span_size", 1)? {
             config.span_size = n;
         }
-        if let Some(n) = number("min_layer_size", 0)? {
+        if let Some(n) = env.number("min_layer_size", 0)? {
             config.min_layer_size = n;
         }
-        if let Some(list) = get("platforms") {
+        if let Some(list) = env.get("platforms") {
             config.platforms = list
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(PlatformFilter::parse)
                 .collect::<Result<_, _>>()?;
         }
-        if let Some(suffix) = get(ENV_INDEX_TAG_SUFFIX) {
+        if let Some(suffix) = env.get(ENV_INDEX_TAG_SUFFIX) {
             config.index_tag_suffix = suffix;
         }
-        if let Some(tool) = get("build_tool_identifier") {
+        if let Some(tool) = env.get("build_tool_identifier") {
             config.build_tool = tool;
         }
+        config.read_memory(&env)?;
+        config.read_switches(&env)?;
+        Ok(config)
+    }
+
+    /// The memory budget and the parallel fetch, which the memory size also sizes.
+    fn read_memory<F: Fn(&str) -> Option<String>>(
+        &mut self,
+        env: &Lookup<F>,
+    ) -> Result<(), ConfigError> {
         // An explicit budget wins; else the memory Lambda gives the function.
-        let memory_mib = match number(ENV_MEMORY_BUDGET_MIB, 64)? {
+        let memory_mib = match env.number(ENV_MEMORY_BUDGET_MIB, 64)? {
             Some(mib) => Some(mib),
-            None => number(ENV_LAMBDA_MEMORY_SIZE, 1)?,
+            None => env.number(ENV_LAMBDA_MEMORY_SIZE, 1)?,
         };
         if let Some(mib) = memory_mib {
-            config.memory_budget = soci_core::MemoryBudget::for_memory_mib(mib);
-            config.parallel_fetch.concurrency = ParallelFetch::concurrency_for_memory_mib(mib);
+            self.memory_budget = soci_core::MemoryBudget::for_memory_mib(mib);
+            self.parallel_fetch.concurrency = ParallelFetch::concurrency_for_memory_mib(mib);
         }
-        if let Some(n) = number(ENV_PARALLEL_FETCH_MIN_SIZE, 0)? {
-            config.parallel_fetch.min_size = n;
+        if let Some(n) = env.number(ENV_PARALLEL_FETCH_MIN_SIZE, 0)? {
+            self.parallel_fetch.min_size = n;
         }
-        if let Some(n) = number(ENV_PARALLEL_FETCH_CHUNK_SIZE, MIN_FETCH_CHUNK_SIZE)? {
+        if let Some(n) = env.number(ENV_PARALLEL_FETCH_CHUNK_SIZE, MIN_FETCH_CHUNK_SIZE)? {
             if n > MAX_FETCH_CHUNK_SIZE {
                 return Err(ConfigError::Invalid {
                     name: ENV_PARALLEL_FETCH_CHUNK_SIZE.into(),
@@ -392,10 +369,10 @@ impl Config {
                     expected: format!("{MIN_FETCH_CHUNK_SIZE} to {MAX_FETCH_CHUNK_SIZE} (bytes)"),
                 });
             }
-            config.parallel_fetch.chunk_size = n;
+            self.parallel_fetch.chunk_size = n;
         }
-        if let Some(v) = get(ENV_PARALLEL_FETCH_CONCURRENCY) {
-            config.parallel_fetch.concurrency = match v.parse::<usize>() {
+        if let Some(v) = env.get(ENV_PARALLEL_FETCH_CONCURRENCY) {
+            self.parallel_fetch.concurrency = match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_FETCH_CONCURRENCY).contains(&n) => n,
                 _ => {
                     return Err(ConfigError::Invalid {
@@ -406,35 +383,97 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = get(ENV_DISABLE_XATTRS) {
-            config.disable_xattrs = parse_bool(ENV_DISABLE_XATTRS, &v)?;
+        Ok(())
+    }
+
+    /// The optional behaviours: xattr optimisation, metrics, cleanup, in-place mode.
+    fn read_switches<F: Fn(&str) -> Option<String>>(
+        &mut self,
+        env: &Lookup<F>,
+    ) -> Result<(), ConfigError> {
+        if let Some(on) = env.flag(ENV_DISABLE_XATTRS)? {
+            self.disable_xattrs = on;
         }
-        if let Some(namespace) = get(ENV_METRICS_NAMESPACE) {
+        if let Some(namespace) = env.get(ENV_METRICS_NAMESPACE) {
             crate::metrics::check_namespace(&namespace).map_err(|why| ConfigError::Invalid {
                 name: ENV_METRICS_NAMESPACE.into(),
                 value: namespace.clone(),
                 expected: format!("a CloudWatch namespace, this one has {why}"),
             })?;
-            config.metrics_namespace = Some(namespace);
+            self.metrics_namespace = Some(namespace);
         }
-        if let Some(v) = get(ENV_EMIT_METRICS)
-            && !parse_bool(ENV_EMIT_METRICS, &v)?
-        {
-            config.metrics_namespace = None;
+        if env.flag(ENV_EMIT_METRICS)? == Some(false) {
+            self.metrics_namespace = None;
         }
-        if let Some(v) = get(ENV_INDEX_TAG_CLEANUP) {
-            config.index_tag_cleanup = parse_bool(ENV_INDEX_TAG_CLEANUP, &v)?;
+        if let Some(on) = env.flag(ENV_INDEX_TAG_CLEANUP)? {
+            self.index_tag_cleanup = on;
         }
-        if let Some(v) = get(ENV_INDEX_IN_PLACE) {
-            config.index_in_place = parse_bool(ENV_INDEX_IN_PLACE, &v)?;
+        if let Some(on) = env.flag(ENV_INDEX_IN_PLACE)? {
+            self.index_in_place = on;
         }
-        Ok(config)
+        Ok(())
     }
 
     /// True when `tag` is one this pipeline produced (or would produce).
     pub fn is_index_tag(&self, tag: &str) -> bool {
         tag_skip(Some(tag), self.index_version, &self.index_tag_suffix) == Some(TagSkip::IndexTag)
     }
+}
+
+/// The settings as [`Config::from_lookup`] reads them: trimmed, empty counts as unset.
+struct Lookup<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Lookup<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// An integer of at least `min` (a size in bytes or MiB).
+    fn number(&self, name: &str, min: u64) -> Result<Option<u64>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n >= min => Ok(Some(n)),
+                _ => Err(ConfigError::Invalid {
+                    name: name.into(),
+                    value: v,
+                    expected: format!("an integer >= {min} (bytes)"),
+                }),
+            },
+        }
+    }
+
+    fn flag(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        self.get(name).map(|v| parse_bool(name, &v)).transpose()
+    }
+}
+
+/// `SOCI_REGISTRY_URL` (+ credentials): any OCI registry instead of ECR.
+fn registry_url<F: Fn(&str) -> Option<String>>(
+    env: &Lookup<F>,
+) -> Result<Option<RegistryTarget>, ConfigError> {
+    let Some(url) = env.get("SOCI_REGISTRY_URL") else {
+        return Ok(None);
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| ConfigError::Invalid {
+        name: "SOCI_REGISTRY_URL".into(),
+        value: url.clone(),
+        expected: format!("an http(s) URL such as http://127.0.0.1:5000 ({e})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::Invalid {
+            name: "SOCI_REGISTRY_URL".into(),
+            value: url,
+            expected: "an http(s) URL such as http://127.0.0.1:5000".into(),
+        });
+    }
+    Ok(Some(RegistryTarget::Url {
+        url,
+        username: env.get("SOCI_REGISTRY_USERNAME"),
+        password: env.get("SOCI_REGISTRY_PASSWORD"),
+    }))
 }
 
 /// `true` or `false` (any case: Terraform's `tostring(true)` gives `true`); anything else is
