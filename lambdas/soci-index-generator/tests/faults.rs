@@ -79,27 +79,6 @@ async fn push_raw_image(
     put_manifest(env, repo, Some(tag), OCI_MANIFEST, bytes).await
 }
 
-fn assert_indexed(o: &Result<IndexingOutcome, PipelineError>) {
-    match o {
-        Ok(o) => assert_eq!(o.status(), "indexed", "{o:?}"),
-        Err(e) => panic!("run failed: {}", error_chain(e)),
-    }
-}
-
-/// A failed run that left the original tag alone and no `v1-soci`.
-async fn assert_failed_untagged(
-    env: &Env,
-    repo: &str,
-    o: &Result<IndexingOutcome, PipelineError>,
-) -> String {
-    let message = match o {
-        Ok(o) => panic!("expected a failure, got {o:?}"),
-        Err(e) => error_chain(e),
-    };
-    assert_eq!(tags(env, repo).await, vec!["v1"], "no v1-soci: {message}");
-    message
-}
-
 /// The layers of `v1-soci`'s one platform, after every check of the graph.
 async fn indexed_layers(env: &Env, repo: &str, original: &str) -> Vec<String> {
     let platforms = check_v2(env, repo, "v1", original).await;

@@ -93,26 +93,6 @@ fn ranges(seen: &[Seen]) -> Vec<String> {
     seen.iter().filter_map(|r| r.range.clone()).collect()
 }
 
-fn assert_indexed(o: &Result<IndexingOutcome, PipelineError>) {
-    match o {
-        Ok(o) => assert_eq!(o.status(), "indexed", "{o:?}"),
-        Err(e) => panic!("run failed: {}", error_chain(e)),
-    }
-}
-
-async fn assert_failed_untagged(
-    env: &Env,
-    repo: &str,
-    o: &Result<IndexingOutcome, PipelineError>,
-) -> String {
-    let message = match o {
-        Ok(o) => panic!("expected a failure, got {o:?}"),
-        Err(e) => error_chain(e),
-    };
-    assert_eq!(tags(env, repo).await, vec!["v1"], "no v1-soci: {message}");
-    message
-}
-
 /// The zTOC of `layer` in `repo`, built directly (no push) with `parallel`.
 async fn build_ztoc(env: &Env, repo: &str, layer: &LayerBlob, parallel: ParallelFetch) -> Vec<u8> {
     let config = config_with(env, parallel);

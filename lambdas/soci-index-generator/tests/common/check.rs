@@ -8,7 +8,31 @@ use serde_json::Value;
 use soci_core::inspect::{GraphReport, PlatformReport, Root, inspect};
 use soci_index_generator::registry::RepositoryGraph;
 
-use super::{BUILD_TOOL, Env, OCI_INDEX, OCI_MANIFEST, SOCI_V1, SOCI_V2, SPAN, manifest};
+use soci_index_generator::{IndexingOutcome, PipelineError, error_chain};
+
+use super::{BUILD_TOOL, Env, OCI_INDEX, OCI_MANIFEST, SOCI_V1, SOCI_V2, SPAN, manifest, tags};
+
+/// The run ended `indexed`.
+pub fn assert_indexed(o: &Result<IndexingOutcome, PipelineError>) {
+    match o {
+        Ok(o) => assert_eq!(o.status(), "indexed", "{o:?}"),
+        Err(e) => panic!("run failed: {}", error_chain(e)),
+    }
+}
+
+/// A failed run that left the original tag alone and no `v1-soci`; its error chain.
+pub async fn assert_failed_untagged(
+    env: &Env,
+    repo: &str,
+    o: &Result<IndexingOutcome, PipelineError>,
+) -> String {
+    let message = match o {
+        Ok(o) => panic!("expected a failure, got {o:?}"),
+        Err(e) => error_chain(e),
+    };
+    assert_eq!(tags(env, repo).await, vec!["v1"], "no v1-soci: {message}");
+    message
+}
 
 async fn inspect_graph(env: &Env, repo: &str, root: Root) -> GraphReport {
     let graph = RepositoryGraph {

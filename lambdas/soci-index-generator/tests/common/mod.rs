@@ -17,7 +17,9 @@ use soci_index_generator::{
     Credentials, ImageRef, Indexer, IndexingOutcome, PipelineError, RegistryClient, RetryPolicy,
 };
 
-pub use check::{check_v1, check_v2, check_v2_with_original};
+pub use check::{
+    assert_failed_untagged, assert_indexed, check_v1, check_v2, check_v2_with_original,
+};
 pub use images::{
     LayerBlob, attestation_annotations, push_attestation, push_blob, push_image, push_index,
     put_manifest,
