@@ -96,13 +96,8 @@ impl Handler {
                 username,
                 password,
             } => {
-                let credentials = match (username, password) {
-                    (Some(u), Some(p)) => Credentials::Basic {
-                        username: u.clone(),
-                        password: p.clone(),
-                    },
-                    _ => Credentials::Anonymous,
-                };
+                let credentials =
+                    Credentials::basic_or_anonymous(username.as_deref(), password.as_deref());
                 (url.clone(), url.clone(), credentials)
             }
             RegistryTarget::Ecr => {

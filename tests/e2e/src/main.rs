@@ -203,14 +203,23 @@ pub struct RegistrySide {
 }
 
 impl RegistrySide {
+    /// Gives a `cargo xtask` command this registry's credentials, the way the commands read them
+    /// (`SOCI_REGISTRY_USERNAME` / `_PASSWORD`), and removes any the caller's environment has.
+    pub fn credentials_env(&self, command: &mut std::process::Command) {
+        for (name, value) in [
+            ("SOCI_REGISTRY_USERNAME", &self.username),
+            ("SOCI_REGISTRY_PASSWORD", &self.password),
+        ] {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+    }
+
     pub fn client(&self) -> anyhow::Result<RegistryClient> {
-        let credentials = match (&self.username, &self.password) {
-            (Some(username), Some(password)) => Credentials::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            },
-            _ => Credentials::Anonymous,
-        };
+        let credentials =
+            Credentials::basic_or_anonymous(self.username.as_deref(), self.password.as_deref());
         RegistryClient::new(
             &self.url,
             credentials,

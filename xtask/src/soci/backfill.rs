@@ -327,16 +327,10 @@ fn registry_client(
             url,
             username,
             password,
-        } => {
-            let credentials = match (username, password) {
-                (Some(username), Some(password)) => Credentials::Basic {
-                    username: username.clone(),
-                    password: password.clone(),
-                },
-                _ => Credentials::Anonymous,
-            };
-            (url.clone(), credentials)
-        }
+        } => (
+            url.clone(),
+            Credentials::basic_or_anonymous(username.as_deref(), password.as_deref()),
+        ),
         RegistryTarget::Ecr => (
             format!(
                 "https://{}",

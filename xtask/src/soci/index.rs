@@ -169,10 +169,7 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
             std::env::var("SOCI_REGISTRY_PASSWORD").ok(),
         ),
     };
-    let credentials = match (username, password) {
-        (Some(username), Some(password)) => Credentials::Basic { username, password },
-        _ => Credentials::Anonymous,
-    };
+    let credentials = Credentials::basic_or_anonymous(username.as_deref(), password.as_deref());
     config.registry = RegistryTarget::Url {
         url: url.clone(),
         username: None,

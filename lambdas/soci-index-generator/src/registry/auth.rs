@@ -26,6 +26,18 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// Basic credentials when both halves are given, else anonymous (a registry URL setting
+    /// with its optional username and password).
+    pub fn basic_or_anonymous(username: Option<&str>, password: Option<&str>) -> Self {
+        match (username, password) {
+            (Some(username), Some(password)) => Self::Basic {
+                username: username.into(),
+                password: password.into(),
+            },
+            _ => Self::Anonymous,
+        }
+    }
+
     pub(super) fn is_ecr(&self) -> bool {
         matches!(self, Self::Ecr(_))
     }

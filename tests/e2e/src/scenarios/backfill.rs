@@ -232,16 +232,7 @@ impl Pass<'_, '_> {
         for (name, value) in self.cx.aws.env(&self.cx.region) {
             command.env(name, value);
         }
-        let registry = &self.cx.registry;
-        for (name, value) in [
-            ("SOCI_REGISTRY_USERNAME", &registry.username),
-            ("SOCI_REGISTRY_PASSWORD", &registry.password),
-        ] {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
+        self.cx.registry.credentials_env(&mut command);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .stdout(Stdio::piped())

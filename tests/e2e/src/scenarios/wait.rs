@@ -46,15 +46,7 @@ impl Pass<'_, '_> {
         }
         let mut command = stack::cargo(&args);
         command.env("index_tag_suffix", INDEX_TAG_SUFFIX);
-        for (name, value) in [
-            ("SOCI_REGISTRY_USERNAME", &registry.username),
-            ("SOCI_REGISTRY_PASSWORD", &registry.password),
-        ] {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
+        registry.credentials_env(&mut command);
         // The emulator signs nothing, but the SDK will not send unsigned requests.
         for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
             if std::env::var_os(name).is_none() {
