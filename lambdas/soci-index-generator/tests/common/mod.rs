@@ -100,6 +100,16 @@ fn anonymous_client(addr: &str, retry: RetryPolicy) -> RegistryClient {
     RegistryClient::new(&format!("http://{addr}"), Credentials::Anonymous, retry).expect("client")
 }
 
+/// Waits (5 s at most, else fails with `what`) until the proxy writes no body any more: it
+/// stops once the client is gone (a write fails), within a few drips.
+pub async fn wait_for_no_open_bodies(env: &Env, what: &str) {
+    let started = std::time::Instant::now();
+    while env.proxy.open_bodies() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Indexes `repo@digest`, as the push event of `tag` asks, with `config`.
 pub async fn run_with(
     env: &Env,
