@@ -10,11 +10,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 
 use anyhow::{Context, ensure};
-use bytes::Bytes;
-use soci_core::oci::{MEDIA_TYPE_OCI_IMAGE_CONFIG, MEDIA_TYPE_OCI_LAYER_GZIP};
-use test_support::image::{
-    Entry, Layer, Pushed, content, gzip_tar_layer, image_config, image_manifest,
-};
+use test_support::image::{Entry, Layer, content, gzip_tar_layer, push_image};
 
 use super::Pass;
 use crate::{INCLUDED_REPO, MIN_LAYER_SIZE, stack};
@@ -163,8 +159,6 @@ impl Pass<'_, '_> {
                     aws_sdk_ecr::error::DisplayErrorContext(&e)
                 ),
             }
-            let base =
-                push_blob(&client, repository, MEDIA_TYPE_OCI_LAYER_GZIP, &shared.gzip).await?;
             for n in 0..count {
                 let tag = format!("{prefix}-{n:03}");
                 // A small layer of its own (below the minimum size, so not indexed) makes each
@@ -173,29 +167,18 @@ impl Pass<'_, '_> {
                     format!("etc/{tag}"),
                     content(seed ^ n as u64, 256),
                 )])?;
-                let own_blob =
-                    push_blob(&client, repository, MEDIA_TYPE_OCI_LAYER_GZIP, &own.gzip).await?;
-                let config = serde_json::to_vec(&image_config("amd64", None, &[shared, &own]))?;
-                let config =
-                    push_blob(&client, repository, MEDIA_TYPE_OCI_IMAGE_CONFIG, &config).await?;
-                let manifest = image_manifest(&config, &[base.descriptor(), own_blob.descriptor()]);
-                let bytes = serde_json::to_vec(&manifest)?;
-                let pushed = Pushed::of(soci_core::oci::MEDIA_TYPE_OCI_MANIFEST, &bytes);
-                client
-                    .put_manifest(
-                        repository,
-                        &tag,
-                        &pushed.media_type,
-                        Bytes::from(bytes.clone()),
-                    )
-                    .await
-                    .with_context(|| format!("pushing {repository}:{tag}"))?;
+                push_image(&client, repository, Some(&tag), "amd64", &[shared, &own]).await?;
+                // ECR's record of the same image: the bytes the registry serves, and their digest.
+                let pushed = client
+                    .get_manifest(repository, &tag)
+                    .await?
+                    .with_context(|| format!("{repository}:{tag} was just pushed"))?;
                 ecr.put_image()
                     .repository_name(repository)
                     .image_tag(&tag)
                     .image_digest(&pushed.digest)
                     .image_manifest_media_type(&pushed.media_type)
-                    .image_manifest(String::from_utf8(bytes)?)
+                    .image_manifest(String::from_utf8(pushed.bytes.to_vec())?)
                     .send()
                     .await
                     .map_err(|e| {
@@ -324,20 +307,4 @@ fn base_layer(seed: u64) -> anyhow::Result<Layer> {
         layer.gzip.len()
     );
     Ok(layer)
-}
-
-async fn push_blob(
-    client: &soci_index_generator::RegistryClient,
-    repository: &str,
-    media_type: &str,
-    bytes: &[u8],
-) -> anyhow::Result<Pushed> {
-    let pushed = Pushed::of(media_type, bytes);
-    if !client.blob_exists(repository, &pushed.digest).await? {
-        client
-            .push_blob(repository, &pushed.digest, Bytes::copy_from_slice(bytes))
-            .await
-            .with_context(|| format!("pushing {} to {repository}", pushed.digest))?;
-    }
-    Ok(pushed)
 }
