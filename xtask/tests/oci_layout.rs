@@ -281,7 +281,8 @@ async fn the_layout_server_refuses_what_a_registry_refuses() {
         refused.to_string().contains("MANIFEST_BLOB_UNKNOWN"),
         "{refused}"
     );
-    // Too large a manifest, refused before it is buffered whole.
+    // Too large a manifest, refused without being kept (the server reads and drops it, so the
+    // client can read the answer).
     let huge = Bytes::from(vec![b' '; (4 << 20) + 1]);
     let refused = client
         .put_manifest(

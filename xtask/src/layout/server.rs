@@ -448,6 +448,7 @@ async fn read_body(request: Request<Incoming>, limit: u64, what: &str) -> Result
         )
     };
     if content_length(&request).is_some_and(|n| n > limit) {
+        discard_body(request).await;
         return Err(too_large());
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -466,6 +467,21 @@ async fn read_body(request: Request<Incoming>, limit: u64, what: &str) -> Result
                 )
             }
         })
+}
+
+/// Reads and drops up to `DISCARD_LIMIT` bytes of a refused body. A client still writing its
+/// body when the answer arrives and the connection closes sees a reset instead of the answer;
+/// reading the body first (without keeping it) lets it read the refusal and its reason.
+async fn discard_body(request: Request<Incoming>) {
+    const DISCARD_LIMIT: usize = 64 << 20;
+    let mut body = request.into_body();
+    let mut discarded = 0usize;
+    while discarded < DISCARD_LIMIT {
+        match body.frame().await {
+            Some(Ok(frame)) => discarded += frame.data_ref().map_or(0, Bytes::len),
+            _ => break,
+        }
+    }
 }
 
 fn content_length(request: &Request<Incoming>) -> Option<u64> {
@@ -654,6 +670,7 @@ async fn write_blob(
         )
     };
     if content_length(&request).is_some_and(|n| n > UPLOAD_LIMIT) {
+        discard_body(request).await;
         return Err(too_large());
     }
     let wanted = expected.clone();
