@@ -99,6 +99,12 @@ locals {
     var.disable_xattrs ? { disable_xattrs = "true" } : {},
     var.emit_metrics ? {} : { emit_metrics = "false" },
     var.metrics_namespace == null ? {} : { metrics_namespace = var.metrics_namespace },
+    { for name, value in {
+      memory_budget_mib          = var.memory_budget_mib
+      parallel_fetch_min_size    = var.parallel_fetch_min_size
+      parallel_fetch_chunk_size  = var.parallel_fetch_chunk_size
+      parallel_fetch_concurrency = var.parallel_fetch_concurrency
+    } : name => format("%d", value) if value != null },
   )
 
   vpc_enabled = length(var.subnet_ids) > 0

@@ -205,6 +205,46 @@ variable "disable_xattrs" {
   nullable    = false
 }
 
+variable "memory_budget_mib" {
+  description = "Memory budget of one zTOC build in MiB (env `memory_budget_mib`, at least 64): a zTOC may use a quarter of it for its TOC and an eighth for checkpoints; a layer over that is left out as unindexable, naming the limit. Null: the function's memory size, as the generator reads it from Lambda."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.memory_budget_mib == null || (floor(coalesce(var.memory_budget_mib, 0)) == coalesce(var.memory_budget_mib, 0) && coalesce(var.memory_budget_mib, 0) >= 64)
+    error_message = "memory_budget_mib must be a whole number of MiB, at least 64 (or null)."
+  }
+}
+
+variable "parallel_fetch_min_size" {
+  description = "Layers at least this large (bytes) are downloaded as concurrent `Range` requests (env `parallel_fetch_min_size`); smaller ones as one stream. Null: the generator's default, 33554432 (32 MiB)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.parallel_fetch_min_size == null || (floor(coalesce(var.parallel_fetch_min_size, 0)) == coalesce(var.parallel_fetch_min_size, 0) && coalesce(var.parallel_fetch_min_size, 0) >= 0)
+    error_message = "parallel_fetch_min_size must be a whole number of bytes, 0 or more (or null)."
+  }
+}
+
+variable "parallel_fetch_chunk_size" {
+  description = "Bytes per `Range` request of a parallel download (env `parallel_fetch_chunk_size`), 65536 (64 KiB) to 268435456 (256 MiB). Null: the generator's default, 8388608 (8 MiB)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.parallel_fetch_chunk_size == null || (floor(coalesce(var.parallel_fetch_chunk_size, 0)) == coalesce(var.parallel_fetch_chunk_size, 0) && coalesce(var.parallel_fetch_chunk_size, 0) >= 65536 && coalesce(var.parallel_fetch_chunk_size, 0) <= 268435456)
+    error_message = "parallel_fetch_chunk_size must be a whole number of bytes from 65536 to 268435456 (or null)."
+  }
+}
+
+variable "parallel_fetch_concurrency" {
+  description = "`Range` requests in flight or buffered per layer (env `parallel_fetch_concurrency`), 1 to 64; 1 downloads every layer as one stream. Each holds up to a chunk in memory. Null: the generator's default, the function's memory / 64 MiB - 2, from 1 to 8."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.parallel_fetch_concurrency == null || (floor(coalesce(var.parallel_fetch_concurrency, 0)) == coalesce(var.parallel_fetch_concurrency, 0) && coalesce(var.parallel_fetch_concurrency, 0) >= 1 && coalesce(var.parallel_fetch_concurrency, 0) <= 64)
+    error_message = "parallel_fetch_concurrency must be a whole number from 1 to 64 (or null)."
+  }
+}
+
 ################################################################################
 # Metrics (CloudWatch embedded metric format) and their dashboard
 ################################################################################
