@@ -10,7 +10,7 @@ locals {
   # Every metric the generator emits and every Reason of LayersLeftOut: the generator's test
   # tests/dashboard.rs checks both lists against its code (METRICS, LeftOut::ALL), so the
   # dashboard never shows a metric that is not emitted or misses one that is.
-  dashboard_metrics          = ["ImagesIndexed", "ImagesFailed", "ImageSeconds", "LayersIndexed", "LayersLeftOut", "LayerBytes", "LayerSeconds", "DownloadThroughput", "IndexThroughput"]
+  dashboard_metrics          = ["ImagesIndexed", "ImagesFailed", "ImageSeconds", "LayersIndexed", "LayersLeftOut", "LayerBytes", "LayerSeconds", "DownloadThroughput", "IndexThroughput", "ZtocCacheHits", "ZtocCacheMisses"]
   dashboard_left_out_reasons = ["too_small", "unsupported_media_type", "unindexable", "rejected"]
 
   # [namespace, name, FunctionName, <function>]: a metric in CloudWatch's dashboard syntax.
@@ -54,6 +54,14 @@ locals {
       metrics = [
         local.dashboard_metric["DownloadThroughput"],
         local.dashboard_metric["IndexThroughput"],
+      ]
+    },
+    {
+      title = "zTOC cache hits and misses (layers)"
+      stat  = "Sum"
+      metrics = [
+        local.dashboard_metric["ZtocCacheHits"],
+        local.dashboard_metric["ZtocCacheMisses"],
       ]
     },
   ]

@@ -21,6 +21,7 @@
 //! | `emit_metrics` | `true` | `false`: no CloudWatch EMF metric records on stdout ([`crate::metrics`]) |
 //! | `metrics_namespace` | `SOCI/IndexGenerator` | CloudWatch namespace of those metrics |
 //! | `index_in_place` | `false` | `true` (V2): after indexing, move `<tag>` itself to the SOCI-enabled index and keep the original as `<tag>-original` (`pipeline::in_place`) |
+//! | `ztoc_cache_repository` | (none) | a repository of the same registry where zTOCs are cached by layer digest, span size, compression and build tool, and found again (`pipeline::cache`) |
 //! | `index_tag_cleanup` | `false` | `true`: on the delete of `<tag>`, delete `<tag><suffix>` when it still points at a conversion of the deleted image (`pipeline::cleanup`) |
 
 use std::fmt;
@@ -155,6 +156,9 @@ pub struct Config {
     /// V2: after indexing, move `<tag>` itself to the SOCI-enabled index (deployments that keep
     /// referencing `<tag>` lazy-load), the original kept as `<tag>` + [`ORIGINAL_TAG_SUFFIX`].
     pub index_in_place: bool,
+    /// The repository of this registry that caches zTOCs by (layer digest, span size,
+    /// compression, build tool) (`pipeline::cache`); `None`: no cache.
+    pub ztoc_cache_repository: Option<String>,
 }
 
 /// Turns on the cleanup of `<tag><suffix>` when `<tag>` is deleted (`true` / `false`).
@@ -163,6 +167,8 @@ pub const ENV_INDEX_TAG_CLEANUP: &str = "index_tag_cleanup";
 pub const ENV_INDEX_IN_PLACE: &str = "index_in_place";
 /// In the in-place mode, the tag that keeps the original image reachable is `<tag>` + this.
 pub const ORIGINAL_TAG_SUFFIX: &str = "-original";
+/// Env var: the zTOC cache repository (empty or unset: no cache).
+pub const ENV_ZTOC_CACHE_REPOSITORY: &str = "ztoc_cache_repository";
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
@@ -283,6 +289,7 @@ impl Default for Config {
             metrics_namespace: Some(crate::metrics::DEFAULT_NAMESPACE.into()),
             index_tag_cleanup: false,
             index_in_place: false,
+            ztoc_cache_repository: None,
         }
     }
 }
@@ -411,6 +418,16 @@ impl Config {
         if let Some(on) = env.flag(ENV_INDEX_IN_PLACE)? {
             self.index_in_place = on;
         }
+        if let Some(repo) = env.get(ENV_ZTOC_CACHE_REPOSITORY) {
+            if !valid_repository_name(&repo) {
+                return Err(ConfigError::Invalid {
+                    name: ENV_ZTOC_CACHE_REPOSITORY.into(),
+                    value: repo,
+                    expected: "a repository name (lowercase letters, digits, `._-/`)".into(),
+                });
+            }
+            self.ztoc_cache_repository = Some(repo);
+        }
         Ok(())
     }
 
@@ -474,6 +491,24 @@ fn registry_url<F: Fn(&str) -> Option<String>>(
         username: env.get("SOCI_REGISTRY_USERNAME"),
         password: env.get("SOCI_REGISTRY_PASSWORD"),
     }))
+}
+
+/// An OCI repository name: `/`-separated components of lowercase letters and digits, joined
+/// by `.`, `_`, `__` or dashes, at most 256 characters (ECR's limit).
+fn valid_repository_name(name: &str) -> bool {
+    let component = |c: &str| {
+        let b = c.as_bytes();
+        let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+        !b.is_empty()
+            && b.first().is_some_and(alnum)
+            && b.last().is_some_and(alnum)
+            && b.iter().all(|x| alnum(x) || b"._-".contains(x))
+            && !c.contains("..")
+            && !c.contains("._")
+            && !c.contains("_.")
+            && !c.contains("___")
+    };
+    name.len() <= 256 && name.split('/').all(component)
 }
 
 /// `true` or `false` (any case: Terraform's `tostring(true)` gives `true`); anything else is
@@ -659,6 +694,33 @@ mod tests {
         assert!(err.to_string().contains("metrics_namespace"), "{err}");
         assert!(err.to_string().contains("reserved"), "{err}");
         assert!(from(&[("emit_metrics", "no")]).is_err());
+    }
+
+    #[test]
+    fn the_ztoc_cache_is_off_unless_a_repository_is_named() {
+        assert_eq!(from(&[]).unwrap().ztoc_cache_repository, None);
+        assert_eq!(
+            from(&[("ztoc_cache_repository", " ")])
+                .unwrap()
+                .ztoc_cache_repository,
+            None
+        );
+        for ok in ["soci-ztoc-cache", "team/ztoc_cache.v1", "a__b", "a--b"] {
+            let c = from(&[("ztoc_cache_repository", ok)]).unwrap();
+            assert_eq!(c.ztoc_cache_repository.as_deref(), Some(ok));
+        }
+        for bad in [
+            "Cache",
+            "-cache",
+            "cache/",
+            "a//b",
+            "a:b",
+            "a___b",
+            &"a".repeat(257),
+        ] {
+            let err = from(&[("ztoc_cache_repository", bad)]).unwrap_err();
+            assert!(err.to_string().contains("ztoc_cache_repository"), "{err}");
+        }
     }
 
     #[test]

@@ -20,6 +20,11 @@
 //! | `LayerSeconds` | Seconds | `FunctionName` | download + index of each indexed layer (one streamed pass) |
 //! | `DownloadThroughput` | Bytes/Second | `FunctionName` | `LayerBytes / LayerSeconds`: the blob's rate into the builder |
 //! | `IndexThroughput` | Bytes/Second | `FunctionName` | tar bytes indexed per second, per layer |
+//! | `ZtocCacheHits` | Count | `FunctionName` | with a zTOC cache: indexed layers whose zTOC came from it (not downloaded) |
+//! | `ZtocCacheMisses` | Count | `FunctionName` | with a zTOC cache: indexed layers built (and then cached) |
+//!
+//! The per-layer arrays cover the layers streamed through the builder; a cache hit has no
+//! such pass and is only counted.
 //!
 //! Per-layer metrics are arrays (one value per layer, at most 100 per record; more layers give
 //! more records). `FunctionName` keeps deployments apart; `Reason` has four values, so the
@@ -35,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::pipeline::{IndexingOutcome, LayerReport, LeftOut};
+use crate::pipeline::{CacheUse, IndexingOutcome, LayerReport, LeftOut};
 
 /// The namespace when `metrics_namespace` is not set.
 pub const DEFAULT_NAMESPACE: &str = "SOCI/IndexGenerator";
@@ -112,9 +117,18 @@ pub const INDEX_THROUGHPUT: Metric = Metric {
     unit: Unit::BytesPerSecond,
 };
 
+pub const ZTOC_CACHE_HITS: Metric = Metric {
+    name: "ZtocCacheHits",
+    unit: Unit::Count,
+};
+pub const ZTOC_CACHE_MISSES: Metric = Metric {
+    name: "ZtocCacheMisses",
+    unit: Unit::Count,
+};
+
 /// Every metric the generator emits (the dashboard of the Terraform module shows these; a test
 /// keeps the two lists equal).
-pub const METRICS: [Metric; 9] = [
+pub const METRICS: [Metric; 11] = [
     IMAGES_INDEXED,
     IMAGES_FAILED,
     IMAGE_SECONDS,
@@ -124,6 +138,8 @@ pub const METRICS: [Metric; 9] = [
     LAYER_SECONDS,
     DOWNLOAD_THROUGHPUT,
     INDEX_THROUGHPUT,
+    ZTOC_CACHE_HITS,
+    ZTOC_CACHE_MISSES,
 ];
 
 /// EMF's limit on the values of one metric array.
@@ -325,13 +341,24 @@ fn outcome_records(
         .iter()
         .filter(|l| l.left_out.is_none() && l.seconds.is_some())
         .collect();
+    let cached = |u: CacheUse| built.iter().filter(|l| l.ztoc_cache == Some(u)).count();
+    let (hits, misses) = (cached(CacheUse::Hit), cached(CacheUse::Miss));
+    let streamed: Vec<&LayerReport> = built
+        .iter()
+        .copied()
+        .filter(|l| l.ztoc_cache != Some(CacheUse::Hit))
+        .collect();
     let mut records = Vec::new();
-    let mut chunks = built.chunks(MAX_VALUES_PER_METRIC);
+    let mut chunks = streamed.chunks(MAX_VALUES_PER_METRIC);
     let first = chunks.next().unwrap_or_default();
     let mut image = vec![(LAYERS_INDEXED, Value::from(built.len()))];
     if indexed {
         image.push((IMAGES_INDEXED, Value::from(1)));
         image.push((IMAGE_SECONDS, number(elapsed.as_secs_f64())));
+    }
+    if hits + misses > 0 {
+        image.push((ZTOC_CACHE_HITS, Value::from(hits)));
+        image.push((ZTOC_CACHE_MISSES, Value::from(misses)));
     }
     image.extend(layer_values(first));
     records.push(record(
@@ -443,6 +470,7 @@ mod tests {
             seconds: Some(0.5),
             uncompressed_size: Some(4000),
             left_out: None,
+            ztoc_cache: None,
         }
     }
 
@@ -499,6 +527,31 @@ mod tests {
         assert_eq!(records[3][LAYERS_LEFT_OUT.name], 1);
         assert_eq!(records[3][DIMENSION_REASON], "unsupported_media_type");
         assert!(records[0]["_aws"]["Timestamp"].is_u64());
+    }
+
+    #[test]
+    fn cache_hits_are_counted_but_not_timed_as_downloads() {
+        let mut layers: Vec<LayerReport> = (0..3).map(layer).collect();
+        layers[0].ztoc_cache = Some(CacheUse::Hit);
+        layers[1].ztoc_cache = Some(CacheUse::Hit);
+        layers[2].ztoc_cache = Some(CacheUse::Miss);
+        let records = lines(Metrics::new("NS", "fn"), &Ok(indexed(layers)));
+        assert_eq!(records.len(), 1, "{records:?}");
+        let r = &records[0];
+        assert_eq!(r[LAYERS_INDEXED.name], 3);
+        assert_eq!(r[ZTOC_CACHE_HITS.name], 2);
+        assert_eq!(r[ZTOC_CACHE_MISSES.name], 1);
+        assert_eq!(r[LAYER_BYTES.name], serde_json::json!([1002]));
+        let names: Vec<&str> = r["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        assert!(names.contains(&ZTOC_CACHE_HITS.name), "{names:?}");
+        // No cache configured: no cache metrics.
+        let records = lines(Metrics::new("NS", "fn"), &Ok(indexed(vec![layer(1)])));
+        assert!(records[0].get(ZTOC_CACHE_HITS.name).is_none());
     }
 
     #[test]

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use soci_core::BuiltZtoc;
 use soci_core::index::ZtocLayer;
 use tokio::sync::Semaphore;
 
+use super::cache::{CacheKey, CacheUse, ZtocCache};
 use super::layer::{self, LayerBuild, LayerOptions, LayerPlan};
 use super::outcome::{LayerReport, LeftOut};
 use super::pusher::{Pusher, Store};
@@ -25,6 +26,8 @@ pub(super) struct BuiltLayer {
     pub seconds: f64,
     /// The layer's tar size.
     pub uncompressed_size: u64,
+    /// With a zTOC cache: whether the zTOC came from it.
+    pub cache: Option<CacheUse>,
 }
 
 /// Why a layer was left out: the reason and its details.
@@ -84,6 +87,7 @@ pub(super) fn layer_reports(built: &BuiltLayers) -> impl Iterator<Item = LayerRe
             seconds: Some(z.seconds),
             uncompressed_size: Some(z.uncompressed_size),
             left_out: None,
+            ztoc_cache: z.cache,
         },
         Err((why, reason)) => LayerReport::left_out(
             &plan.digest,
@@ -115,7 +119,25 @@ pub(super) fn ztocs_per_target(
         .collect()
 }
 
-/// Builds one layer's zTOC and pushes it; `Ok(Err(reason))` when the layer is left out.
+/// The zTOC cache of `plan`, when one is configured and the layer's digest fits a tag.
+fn cache_for(
+    registry: &Arc<RegistryClient>,
+    plan: &LayerPlan,
+    config: &Config,
+) -> Option<(ZtocCache, CacheKey)> {
+    let repo = config.ztoc_cache_repository.as_deref()?;
+    let key = CacheKey {
+        layer_digest: plan.digest.clone(),
+        span_size: config.span_size,
+        compression: plan.compression,
+        build_tool: config.build_tool.clone(),
+    };
+    key.tag()?;
+    Some((ZtocCache::new(registry.clone(), repo), key))
+}
+
+/// The zTOC of one layer, from the cache when it has a verified entry, else built (and then
+/// cached), pushed to `repo`; `Ok(Err(reason))` when the layer is left out.
 async fn build_and_push(
     registry: &Arc<RegistryClient>,
     repo: &str,
@@ -123,6 +145,46 @@ async fn build_and_push(
     config: &Config,
     pusher: &Pusher,
 ) -> Result<std::result::Result<BuiltLayer, LeftOutLayer>> {
+    let cache = cache_for(registry, plan, config);
+    if let Some((cache, key)) = &cache {
+        let started = Instant::now();
+        if let Some(ztoc) = cache.lookup(key, plan, &config.memory_budget).await {
+            let (bytes, built) = describe(plan, ztoc, started.elapsed(), config, CacheUse::Hit);
+            push_ztoc(pusher, &built, bytes).await?;
+            return Ok(Ok(built));
+        }
+    }
+    let (ztoc, elapsed) = match build_layer(registry, repo, plan, config).await? {
+        Ok(built) => built,
+        Err(left_out) => return Ok(Err(left_out)),
+    };
+    let xattrs_disableable = ztoc.xattrs_disableable;
+    let (bytes, built) = describe(plan, ztoc, elapsed, config, CacheUse::Miss);
+    push_ztoc(pusher, &built, bytes.clone()).await?;
+    if let Some((cache, key)) = &cache
+        && !pusher.dry_run()
+        && let Err(e) = cache.store(key, &bytes, xattrs_disableable).await
+    {
+        let error = crate::error_chain(&e);
+        tracing::warn!(layer = %plan.digest, cache = cache.repository(), error = %error, "zTOC not cached");
+    }
+    Ok(Ok(built))
+}
+
+async fn push_ztoc(pusher: &Pusher, built: &BuiltLayer, bytes: Bytes) -> Result<()> {
+    let digest = &built.ztoc.ztoc_digest;
+    pusher
+        .push(Store::Blobs, "ztoc", digest, media::MEDIA_TYPE_ZTOC, bytes)
+        .await
+}
+
+/// Streams `plan` through soci-core: its zTOC and how long that took, or why it is left out.
+async fn build_layer(
+    registry: &Arc<RegistryClient>,
+    repo: &str,
+    plan: &LayerPlan,
+    config: &Config,
+) -> Result<std::result::Result<(BuiltZtoc, Duration), LeftOutLayer>> {
     let options = LayerOptions {
         span_size: config.span_size,
         budget: config.memory_budget,
@@ -141,34 +203,23 @@ async fn build_and_push(
             step: "build zTOC".into(),
             source,
         })?;
-    let (ztoc, elapsed) = match build {
+    match build {
         LayerBuild::Unindexable(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: unindexable");
-            return Ok(Err((
+            Ok(Err((
                 LeftOut::Unindexable,
                 format!("left out: unindexable: {reason}"),
-            )));
+            )))
         }
         LayerBuild::Rejected(reason) => {
             tracing::warn!(layer = %plan.digest, size = plan.size, reason = %reason, "layer left out: the reference would reject it too (pulled in full)");
-            return Ok(Err((
+            Ok(Err((
                 LeftOut::Rejected,
                 format!("left out: rejected: {reason}"),
-            )));
+            )))
         }
-        LayerBuild::Built { ztoc, elapsed } => (ztoc, elapsed),
-    };
-    let (bytes, built) = describe(plan, ztoc, elapsed, config);
-    pusher
-        .push(
-            Store::Blobs,
-            "ztoc",
-            &built.ztoc.ztoc_digest,
-            media::MEDIA_TYPE_ZTOC,
-            bytes,
-        )
-        .await?;
-    Ok(Ok(built))
+        LayerBuild::Built { ztoc, elapsed } => Ok(Ok((ztoc, elapsed))),
+    }
 }
 
 /// The zTOC of `plan` as bytes and as the SOCI index will list it (logged).
@@ -177,6 +228,7 @@ fn describe(
     ztoc: BuiltZtoc,
     elapsed: Duration,
     config: &Config,
+    cache: CacheUse,
 ) -> (Bytes, BuiltLayer) {
     // Only the descriptor changes; the zTOC bytes are the same either way.
     let disable_xattrs = config.disable_xattrs && ztoc.xattrs_disableable;
@@ -195,8 +247,10 @@ fn describe(
         seconds = secs,
         mib_per_s = plan.size as f64 / secs / 1048576.0,
         disable_xattrs,
+        ztoc_cache = ?cache,
         "layer indexed"
     );
+    let cache = config.ztoc_cache_repository.is_some().then_some(cache);
     let size = bytes.len() as u64;
     let built = BuiltLayer {
         ztoc: ZtocLayer {
@@ -209,6 +263,7 @@ fn describe(
         },
         seconds: secs,
         uncompressed_size,
+        cache,
     };
     (bytes, built)
 }

@@ -15,6 +15,7 @@
 //! checked with `HEAD` first and not sent again when the registry already has it ([`pusher`]).
 
 mod build;
+pub mod cache;
 mod cleanup;
 pub mod fetch;
 pub mod layer;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use soci_core::oci::OciError;
 use soci_lambda_contract::IndexVersion;
 
+pub use self::cache::CacheUse;
 pub use self::cleanup::TagRemover;
 use self::layer::LayerError;
 pub use self::outcome::{IndexingOutcome, LayerReport, LeftOut, Pushed, SociIndexReport};

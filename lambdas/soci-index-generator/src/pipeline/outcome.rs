@@ -24,6 +24,10 @@ pub struct LayerReport {
     /// Left out: why, as a fixed word (`result` has the details).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_out: Option<LeftOut>,
+    /// Indexed with a zTOC cache configured: whether the zTOC came from it (`hit`: the layer
+    /// was not downloaded) or was built (`miss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ztoc_cache: Option<super::CacheUse>,
 }
 
 impl LayerReport {
@@ -45,6 +49,7 @@ impl LayerReport {
             seconds: None,
             uncompressed_size: None,
             left_out: Some(why),
+            ztoc_cache: None,
         }
     }
 }

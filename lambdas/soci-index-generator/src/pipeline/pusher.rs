@@ -37,6 +37,11 @@ impl Pusher {
         }
     }
 
+    /// True when nothing is sent (side stores such as the zTOC cache are left alone too).
+    pub(super) fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// What was pushed so far, in order.
     pub(super) async fn pushed(&self) -> Vec<Pushed> {
         self.pushed.lock().await.clone()

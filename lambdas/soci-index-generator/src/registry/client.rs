@@ -405,7 +405,7 @@ impl RegistryClient {
     }
 
     /// A blob whole, at most `limit` bytes, digest checked (sha256 or sha512).
-    async fn get_blob_capped(&self, repo: &str, digest: &str, limit: usize) -> Result<Bytes> {
+    pub async fn get_blob_capped(&self, repo: &str, digest: &str, limit: usize) -> Result<Bytes> {
         let op = format!("get blob {repo}@{digest}");
         let resp = self.get_blob(repo, digest).await?;
         let bytes = read_capped(&op, resp, limit).await?;
