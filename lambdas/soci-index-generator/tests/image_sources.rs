@@ -432,3 +432,114 @@ async fn in_ecr_only_the_index_tag_is_deleted() {
     tags.sort_unstable();
     assert_eq!(tags, ["pinned"], "only v1-soci is deleted");
 }
+
+/// ECR deletes an image with its last tag, so the delete's event finds the original gone. An
+/// index made while the cleanup is on names the image it was converted from, and that is enough
+/// to delete its tag; an index that names another image is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_that_names_its_deleted_original_goes_without_the_original() {
+    let env = Env::start().await;
+    let repo = "cleanup/gone";
+    let cleanup_on = soci_index_generator::Config {
+        index_tag_cleanup: true,
+        ..env.config()
+    };
+    let gone = push_big(&env, repo, "gone", 41).await;
+    let outcome = run_with(&env, cleanup_on.clone(), repo, &gone.digest, Some("gone"))
+        .await
+        .expect("indexing succeeds");
+    let index_digest = json(&outcome)["index_digest"].as_str().unwrap().to_owned();
+    let index = env
+        .direct
+        .get_manifest(repo, &index_digest)
+        .await
+        .unwrap()
+        .unwrap();
+    let parsed = soci_core::oci::Index::from_json(&index.bytes).unwrap();
+    assert_eq!(
+        parsed
+            .annotations
+            .get("io.github.soci-lambda.converted-from"),
+        Some(&gone.digest),
+        "the index names its original"
+    );
+    // The last tag's delete: in ECR the image goes with it.
+    push_small(&env, repo, "gone", 42).await;
+    assert!(
+        env.direct
+            .delete_manifest(repo, &gone.digest)
+            .await
+            .unwrap()
+    );
+    let outcome = env
+        .indexer(cleanup_on.clone())
+        .clean_up(
+            &ImageRef {
+                repository: repo.into(),
+                digest: Some(gone.digest.clone()),
+                tag: Some("gone".into()),
+            },
+            &TagRemover::Registry,
+        )
+        .await
+        .expect("cleanup answers");
+    let answer = json(&outcome);
+    assert_eq!(answer["status"], "index_tag_deleted", "{answer}");
+    assert_eq!(tag_digest(&env, repo, "gone-soci").await, None);
+
+    // An index that says it was made from another image is not the deleted image's.
+    let other = push_big(&env, repo, "other", 43).await;
+    run_with(&env, cleanup_on.clone(), repo, &other.digest, Some("other"))
+        .await
+        .expect("indexing succeeds");
+    let deleted = push_big(&env, repo, "deleted", 44).await;
+    let other_index = tag_digest(&env, repo, "other-soci").await.unwrap();
+    let bytes = env
+        .direct
+        .get_manifest(repo, &other_index)
+        .await
+        .unwrap()
+        .unwrap()
+        .bytes;
+    env.direct
+        .put_manifest(
+            repo,
+            "deleted-soci",
+            "application/vnd.oci.image.index.v1+json",
+            bytes,
+        )
+        .await
+        .unwrap();
+    push_small(&env, repo, "deleted", 45).await;
+    assert!(
+        env.direct
+            .delete_manifest(repo, &deleted.digest)
+            .await
+            .unwrap()
+    );
+    let outcome = env
+        .indexer(cleanup_on)
+        .clean_up(
+            &ImageRef {
+                repository: repo.into(),
+                digest: Some(deleted.digest.clone()),
+                tag: Some("deleted".into()),
+            },
+            &TagRemover::Registry,
+        )
+        .await
+        .expect("cleanup answers");
+    let answer = json(&outcome);
+    assert_eq!(answer["status"], "index_tag_kept", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("converted from {}", other.digest)),
+        "{answer}"
+    );
+    assert_eq!(
+        tag_digest(&env, repo, "deleted-soci").await,
+        Some(other_index)
+    );
+}

@@ -199,6 +199,13 @@ impl Indexer {
         if annotated.is_empty() {
             return Ok(Err(not_soci));
         }
+        // Written at indexing when cleanup is on: proof without the original, which ECR has
+        // deleted along with its last tag. Any other value falls through to the comparison
+        // (an image of the same config and layers converts alike).
+        let converted_from = parsed.annotations.get(media::ANNOTATION_CONVERTED_FROM);
+        if converted_from.map(String::as_str) == Some(digest) {
+            return Ok(Ok(()));
+        }
         let step = format!("compare {index_tag} with the deleted image {digest}");
         let Some(original) = self
             .registry
@@ -206,9 +213,14 @@ impl Indexer {
             .await
             .map_err(reg(step.clone()))?
         else {
-            return Ok(Err(format!(
-                "the deleted image {digest} can no longer be read, so nothing shows that {index_tag} is its conversion"
-            )));
+            return Ok(Err(match converted_from {
+                Some(other) => format!(
+                    "{index_tag} was converted from {other}, and the deleted image {digest} can no longer be read to compare"
+                ),
+                None => format!(
+                    "the deleted image {digest} can no longer be read, and {index_tag} does not say what it was converted from (indexed while index_tag_cleanup was off)"
+                ),
+            }));
         };
         let originals = self.image_manifests(repo, &step, &original).await?;
         for annotated_digest in annotated {
