@@ -161,6 +161,32 @@ impl Pass<'_, '_> {
             "{arch}: DELETE of {gone}: {gone_index_tag} ({gone_index}) deleted (index_tag_deleted), nothing else"
         ));
 
+        // Last tag: ECR deletes the image with its last tag, so the original is gone when the
+        // event arrives; the index names what it was converted from.
+        let last = format!("{tag}-last");
+        let third = image::generate(seed ^ 0xc1ec, MIN_LAYER_SIZE as usize)?;
+        let last_index = self.index_pushed(client, &last, &third)?;
+        ensure!(
+            self.cx
+                .rt
+                .block_on(client.delete_manifest(INCLUDED_REPO, &third.index_digest))?,
+            "last tag: {last} ({}) was not there to delete",
+            third.index_digest
+        );
+        let status = self.deliver_delete(&third.index_digest, &last, "last tag")?;
+        ensure!(
+            status == "index_tag_deleted",
+            "last tag: the generator answered {status}"
+        );
+        let last_index_tag = format!("{last}{INDEX_TAG_SUFFIX}");
+        ensure!(
+            self.head(client, &last_index_tag)?.is_none(),
+            "last tag: {last_index_tag} is still there"
+        );
+        checks.push(format!(
+            "{arch}: DELETE of {last}, the image's last tag (the image gone with it, as in ECR): {last_index_tag} ({last_index}) deleted on its converted-from annotation"
+        ));
+
         // Moved: <moved>-soci was moved to the conversion of the image pushed after.
         let moved = format!("{tag}-moved");
         self.index_pushed(client, &moved, &first)?;
