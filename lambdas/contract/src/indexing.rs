@@ -15,6 +15,9 @@ pub const ENV_INDEX_TAG_SUFFIX: &str = "index_tag_suffix";
 /// The tag suffix when [`ENV_INDEX_TAG_SUFFIX`] is unset or empty (an empty suffix would match
 /// every tag).
 pub const DEFAULT_INDEX_TAG_SUFFIX: &str = "-soci";
+/// Environment variable: the repository where the generator caches zTOCs. Its pushes are the
+/// generator's own output: the filter leaves them alone, as it does `<tag><suffix>`.
+pub const ENV_ZTOC_CACHE_REPOSITORY: &str = "ztoc_cache_repository";
 
 /// Which SOCI index manifest the generator produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]

@@ -2,7 +2,7 @@
 
 use soci_lambda_contract::IndexVersion;
 pub use soci_lambda_contract::indexing::{
-    DEFAULT_INDEX_TAG_SUFFIX, ENV_INDEX_TAG_SUFFIX, ENV_INDEX_VERSION,
+    DEFAULT_INDEX_TAG_SUFFIX, ENV_INDEX_TAG_SUFFIX, ENV_INDEX_VERSION, ENV_ZTOC_CACHE_REPOSITORY,
 };
 
 use crate::glob::{Glob, parse_filter_list};
@@ -32,6 +32,8 @@ pub struct Config {
     pub generator_arn: String,
     pub index_tag_suffix: String,
     pub index_version: IndexVersion,
+    /// The generator's zTOC cache repository, whose pushes are never indexed.
+    pub ztoc_cache_repository: Option<String>,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
     /// - generator ARN: required, non-empty.
     /// - index tag suffix: unset or empty → `-soci` (an empty suffix would match every tag).
     /// - index version: unset or empty → V2; `V1`/`V2` in any case; anything else → error.
+    /// - zTOC cache repository: unset or empty → none.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw_filters = lookup(ENV_FILTERS).unwrap_or_else(|| DEFAULT_FILTERS.to_owned());
         let filters = parse_filter_list(&raw_filters);
@@ -64,11 +67,15 @@ impl Config {
             Some(setting) => IndexVersion::parse(setting)
                 .ok_or_else(|| ConfigError::IndexVersion(setting.to_owned()))?,
         };
+        let ztoc_cache_repository = lookup(ENV_ZTOC_CACHE_REPOSITORY)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
         Ok(Self {
             filters,
             generator_arn,
             index_tag_suffix,
             index_version,
+            ztoc_cache_repository,
         })
     }
 }

@@ -74,6 +74,8 @@ pub enum SkipReason {
     SociIndexPush(String),
     /// The tag carries the index tag suffix (the generator's own output).
     IndexTag(String),
+    /// A push to the generator's zTOC cache repository (its own output).
+    ZtocCache(String),
     /// Untagged push while the generator builds V2 indexes (which need a tag).
     UntaggedV2,
     /// No filter matched `<repository>:<tag>`.
@@ -87,6 +89,10 @@ impl std::fmt::Display for SkipReason {
         match self {
             Self::SociIndexPush(media_type) => write!(f, "push of a SOCI index ({media_type})"),
             Self::IndexTag(suffix) => write!(f, "tag ends with the index tag suffix {suffix:?}"),
+            Self::ZtocCache(repo) => write!(
+                f,
+                "push to the generator's zTOC cache repository {repo:?} (its own output)"
+            ),
             Self::UntaggedV2 => write!(
                 f,
                 "untagged image; the generator builds V2 indexes, which need a tag"
@@ -110,6 +116,9 @@ pub fn decide<'c>(config: &'c Config, event: &EcrImageActionEvent) -> Result<&'c
         if SOCI_INDEX_MEDIA_TYPES.contains(&media_type.as_str()) {
             return Err(SkipReason::SociIndexPush(media_type.clone()));
         }
+    }
+    if config.ztoc_cache_repository.as_deref() == Some(detail.repository_name.as_str()) {
+        return Err(SkipReason::ZtocCache(detail.repository_name.clone()));
     }
     let tag = detail.tag();
     if event.kind().ok() == Some(EventKind::Delete) && config.index_version == IndexVersion::V1 {

@@ -93,6 +93,31 @@ async fn generator_output_is_skipped() {
 }
 
 #[tokio::test]
+async fn pushes_to_the_ztoc_cache_repository_are_skipped() {
+    let cache = "soci-ztoc-cache";
+    let cfg = Config::from_lookup(|name| match name {
+        "soci_index_generator_lambda_arn" => Some(ARN.into()),
+        "ztoc_cache_repository" => Some(cache.into()),
+        _ => None,
+    })
+    .unwrap();
+    let invoker = FakeInvoker::answering(202);
+    let mut event = json(TAGGED);
+    event["detail"]["repository-name"] = cache.into();
+    let outcome = handle(&cfg, &invoker, "r", &event).await.unwrap();
+    assert_eq!(outcome.status, Status::Skipped, "{outcome:?}");
+    assert!(outcome.reason.contains("zTOC cache"), "{}", outcome.reason);
+    assert!(invoker.calls().is_empty());
+    // Other repositories, and any repository without the setting, are indexed as before.
+    let outcome = handle(&cfg, &invoker, "r", &json(TAGGED)).await.unwrap();
+    assert_eq!(outcome.status, Status::Invoked);
+    let outcome = handle(&config(None, None), &invoker, "r", &event)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Invoked);
+}
+
+#[tokio::test]
 async fn custom_suffix() {
     let cfg = Config::from_lookup(|name| match name {
         "soci_index_generator_lambda_arn" => Some(ARN.into()),

@@ -168,7 +168,7 @@ pub const ENV_INDEX_IN_PLACE: &str = "index_in_place";
 /// In the in-place mode, the tag that keeps the original image reachable is `<tag>` + this.
 pub const ORIGINAL_TAG_SUFFIX: &str = "-original";
 /// Env var: the zTOC cache repository (empty or unset: no cache).
-pub const ENV_ZTOC_CACHE_REPOSITORY: &str = "ztoc_cache_repository";
+pub use soci_lambda_contract::indexing::ENV_ZTOC_CACHE_REPOSITORY;
 
 /// Turns on the xattr optimisation (`true` / `false`).
 pub const ENV_DISABLE_XATTRS: &str = "disable_xattrs";
