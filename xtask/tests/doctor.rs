@@ -80,6 +80,43 @@ async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
     );
     assert!(said.contains("below min_layer_size 1048576"), "{said}");
 
+    // By digest, as `DescribeTasks` reports what a task ran: the plain image did not
+    // lazy-load, the SOCI-enabled index did.
+    let plain = client
+        .tag_digest("doctor/app", "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    let soci = client
+        .tag_digest("doctor/app", "v1-soci")
+        .await
+        .unwrap()
+        .unwrap();
+    let ran_plain = xtask(&[
+        "doctor",
+        &format!("{}/doctor/app@{plain}", registry.addr),
+        "--plain-http",
+    ]);
+    assert!(!ran_plain.status.success(), "{}", text(&ran_plain));
+    assert!(
+        text(&ran_plain).contains(&format!(
+            "verdict: {plain} is not a SOCI-enabled image index"
+        )),
+        "{}",
+        text(&ran_plain)
+    );
+    let ran_soci = xtask(&[
+        "doctor",
+        &format!("{}/doctor/app@{soci}", registry.addr),
+        "--plain-http",
+    ]);
+    assert!(ran_soci.status.success(), "{}", text(&ran_soci));
+    assert!(
+        text(&ran_soci).contains("linux/amd64: 1 of 2 layers have a zTOC"),
+        "{}",
+        text(&ran_soci)
+    );
+
     // The tag moves to another image after it was indexed.
     push(&client, "doctor/app", "v1", 7).await;
     let moved = xtask(&["doctor", &reference, "--plain-http"]);

@@ -4,7 +4,8 @@
 //! image index (v2) or, for accounts that used them before, an image with a v1 SOCI index. This
 //! reads the registry the way a deployment would and says which case applies:
 //! - whether `REF` resolves to a SOCI-enabled index, or only `<tag><suffix>` does (and whether
-//!   that is a conversion of the image `<tag>` names now, or of an older push);
+//!   that is a conversion of the image `<tag>` names now, or of an older push); `REF` may be
+//!   `REPO@DIGEST`, the digest `DescribeTasks` says a task ran;
 //! - per platform, which layers have a zTOC and why the others were left out (below
 //!   `min_layer_size`, zstd, or content no consumer can use);
 //! - whether only a v1 index exists (found through the referrers tag schema `sha256-<hex>`);
@@ -68,13 +69,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         client,
         layout: _layout,
     } = super::index::prepare(&index_args)?;
-    let tag = image
-        .tag
-        .clone()
-        .context("doctor needs a tag: a deployment references a tag (or the digest it resolved)")?;
+    // A deployment references a tag; a running task, the digest ECS resolved it to.
+    let reference = match (image.tag.as_deref(), image.digest.as_deref()) {
+        (Some(tag), _) if !tag.is_empty() => Reference::Tag(tag.to_owned()),
+        (_, Some(digest)) if !digest.is_empty() => Reference::Digest(digest.to_owned()),
+        _ => bail!("doctor needs a tag or a digest: {}", args.reference),
+    };
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut diagnosis =
-        runtime.block_on(diagnose(&client, &image.repository, &tag, indexer.config()))?;
+    let mut diagnosis = runtime.block_on(diagnose(
+        &client,
+        &image.repository,
+        &reference,
+        indexer.config(),
+    ))?;
     if let Some(path) = &args.task_metadata {
         snapshotters(path, &mut diagnosis)?;
     }
@@ -89,15 +96,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// What the doctor is asked about.
+enum Reference {
+    /// What a deployment references.
+    Tag(String),
+    /// What a task ran (`DescribeTasks`' `imageDigest`).
+    Digest(String),
+}
+
 async fn diagnose(
     client: &RegistryClient,
     repository: &str,
-    tag: &str,
+    reference: &Reference,
     config: &Config,
 ) -> anyhow::Result<Diagnosis> {
     let mut diagnosis = Diagnosis {
         lines: Vec::new(),
         lazy_loads: false,
+    };
+    let tag = match reference {
+        Reference::Tag(tag) => tag.as_str(),
+        Reference::Digest(digest) => {
+            diagnose_digest(client, repository, digest, config, &mut diagnosis).await?;
+            return Ok(diagnosis);
+        }
     };
     let current = client
         .get_manifest(repository, tag)
@@ -142,6 +164,40 @@ async fn diagnose(
         }
     }
     Ok(diagnosis)
+}
+
+/// The image a task ran, by digest: lazy-loaded only when it is a SOCI-enabled index.
+async fn diagnose_digest(
+    client: &RegistryClient,
+    repository: &str,
+    digest: &str,
+    config: &Config,
+    diagnosis: &mut Diagnosis,
+) -> anyhow::Result<()> {
+    let current = client
+        .get_manifest(repository, digest)
+        .await?
+        .with_context(|| format!("{repository}@{digest} does not exist"))?;
+    diagnosis.say(format!("{repository}@{digest} ({})", current.media_type));
+    if current.media_type == MEDIA_TYPE_OCI_INDEX && is_soci_enabled(&current.bytes) {
+        diagnosis.say("verdict: SOCI-enabled image index: a task that ran this digest lazy-loads");
+        let report = read_graph(client, repository, Root::v2(digest)).await?;
+        layers(&report, config, diagnosis);
+        diagnosis.lazy_loads = report.problems().is_empty();
+        return Ok(());
+    }
+    diagnosis.say(format!(
+        "verdict: {digest} is not a SOCI-enabled image index: a task that ran it did not lazy-load; deploy {repository}:<tag>{suffix} (`cargo xtask doctor {repository}:<tag>` names it), or use index_in_place",
+        suffix = config.index_tag_suffix
+    ));
+    let v1 = v1_soci_indexes(client, repository, digest).await?;
+    if !v1.is_empty() {
+        diagnosis.say(format!(
+            "  a v1 SOCI index names it ({}): Fargate reads v1 indexes only in accounts that used them before v2",
+            v1.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// An OCI index carrying SOCI index descriptors (the generator's v2 conversion).
