@@ -102,6 +102,7 @@ locals {
       local.kms_statements,
       local.on_failure_statements,
       local.vpc_statements,
+      local.ztoc_cache_statements,
     )
   }
 

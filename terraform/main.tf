@@ -59,9 +59,9 @@ locals {
   # (JSON strings: the sub-patterns are objects of different types, which HCL lists refuse.)
   image_action_types = var.index_tag_cleanup ? ["PUSH", "DELETE"] : ["PUSH"]
   event_sub_patterns = concat(
-    [jsonencode({ "detail-type" = ["ECR Image Action"], detail = { "action-type" = local.image_action_types, result = ["SUCCESS"] } })],
+    [jsonencode({ "detail-type" = ["ECR Image Action"], detail = merge({ "action-type" = local.image_action_types, result = ["SUCCESS"] }, local.ztoc_cache_event_detail) })],
     var.index_pull_through_cache_images ? [jsonencode({ "detail-type" = ["ECR Pull Through Cache Action"], detail = { "sync-status" = ["SUCCESS"] } })] : [],
-    var.index_replicated_images ? [jsonencode({ "detail-type" = ["ECR Replication Action"], detail = { "action-type" = ["REPLICATE"], result = ["SUCCESS"] } })] : [],
+    var.index_replicated_images ? [jsonencode({ "detail-type" = ["ECR Replication Action"], detail = merge({ "action-type" = ["REPLICATE"], result = ["SUCCESS"] }, local.ztoc_cache_event_detail) })] : [],
   )
   event_pattern_base = {
     source  = ["aws.ecr"]
@@ -76,6 +76,7 @@ locals {
       index_tag_suffix   = var.index_tag_suffix
     },
     var.rust_log == null ? {} : { RUST_LOG = var.rust_log },
+    local.ztoc_cache_environment,
   )
 
   filter_environment = merge(local.common_environment, {

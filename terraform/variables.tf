@@ -563,3 +563,27 @@ variable "index_tag_cleanup" {
   default     = false
   nullable    = false
 }
+
+variable "ztoc_cache" {
+  description = "Cache every zTOC the generator builds in an ECR repository the module creates (`ztoc_cache_repository_name`), keyed by layer digest, span size, compression and build tool, so a layer shared by many images (a base layer) is downloaded and indexed once per account and region; entries are verified before reuse, and any cache failure falls back to a normal build. Off by default so that upgrading (or switching from the Terraform port) creates no new repository and grants no new permission unasked."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "ztoc_cache_repository_name" {
+  description = "Name of the zTOC cache repository (with `ztoc_cache`); null: `<resource_prefix>-soci-ztoc-cache` in lowercase. Must not be one of the repositories indexed: its pushes are never indexed (left out of the EventBridge rule and skipped by the filter)."
+  type        = string
+  default     = null
+}
+
+variable "ztoc_cache_expiration_days" {
+  description = "Days after which a zTOC cache entry expires (ECR lifecycle policy); the next image that needs it builds and writes it again."
+  type        = number
+  default     = 30
+  nullable    = false
+  validation {
+    condition     = var.ztoc_cache_expiration_days >= 1 && floor(var.ztoc_cache_expiration_days) == var.ztoc_cache_expiration_days
+    error_message = "ztoc_cache_expiration_days must be a whole number of days, at least 1."
+  }
+}

@@ -73,7 +73,7 @@ run "dashboard_shows_every_metric_of_the_generator" {
     # generator's tests/dashboard.rs keeps dashboard.tf's list equal to it).
     condition = toset(flatten([
       for w in jsondecode(aws_cloudwatch_dashboard.generator[0].dashboard_body).widgets : [for m in w.properties.metrics : m[1]]
-    ])) == toset(["ImagesIndexed", "ImagesFailed", "ImageSeconds", "LayersIndexed", "LayersLeftOut", "LayerBytes", "LayerSeconds", "DownloadThroughput", "IndexThroughput"])
+    ])) == toset(["ImagesIndexed", "ImagesFailed", "ImageSeconds", "LayersIndexed", "LayersLeftOut", "LayerBytes", "LayerSeconds", "DownloadThroughput", "IndexThroughput", "ZtocCacheHits", "ZtocCacheMisses"])
     error_message = "The dashboard shows exactly the generator's metrics."
   }
   assert {
