@@ -2,6 +2,7 @@
 //! run. The code measured is the product's own commands, run as child processes and measured from
 //! outside (`child`), so no product command carries measuring code.
 
+mod cache;
 mod child;
 mod coldstart;
 mod index;
@@ -19,6 +20,8 @@ pub enum Bench {
     Large(large::LargeArgs),
     /// Cold start of the packaged `bootstrap`s: process start to the first Runtime API request.
     Coldstart(coldstart::ColdstartArgs),
+    /// A backfill of images sharing a base layer, without and with the zTOC cache.
+    Cache(cache::CacheArgs),
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {
@@ -27,5 +30,6 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Index(args) => index::bench(args),
         Bench::Large(args) => large::bench(args),
         Bench::Coldstart(args) => coldstart::bench(args),
+        Bench::Cache(args) => cache::bench(args),
     }
 }

@@ -209,6 +209,7 @@ fn demo(reference: String, plain_http: bool, total: Instant) -> anyhow::Result<(
         platforms: Vec::new(),
         dry_run: false,
         disable_xattrs: false,
+        ztoc_cache: None,
         wait: Default::default(),
     };
     // `_layout` serves an `oci:` reference to `client` until the end of the demo.

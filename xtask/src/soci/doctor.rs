@@ -60,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         platforms: Vec::new(),
         dry_run: true,
         disable_xattrs: false,
+        ztoc_cache: None,
         wait: Default::default(),
     };
     // `_layout` serves an `oci:DIR:TAG` reference for as long as the client is used.

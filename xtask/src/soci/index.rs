@@ -34,6 +34,10 @@ pub struct Args {
     /// whiteouts `com.amazon.soci.disable-xattrs: "true"` (the generator's `disable_xattrs`).
     #[arg(long)]
     pub(crate) disable_xattrs: bool,
+    /// Reuse and fill the zTOC cache in this repository of the same registry (the generator's
+    /// `ztoc_cache_repository`): layers already indexed there are not downloaded again.
+    #[arg(long, value_name = "REPO")]
+    pub(crate) ztoc_cache: Option<String>,
     #[command(flatten)]
     pub(crate) wait: super::wait::WaitArgs,
 }
@@ -145,7 +149,13 @@ pub(crate) fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         );
         (None, url, repository, tag, digest)
     };
-    let mut config = Config::from_env().context("configuration from the environment")?;
+    // `--ztoc-cache` is read as the generator reads `ztoc_cache_repository` (same checks).
+    let cache_env = soci_index_generator::config::ENV_ZTOC_CACHE_REPOSITORY;
+    let mut config = Config::from_lookup(|name| match &args.ztoc_cache {
+        Some(repo) if name == cache_env => Some(repo.clone()),
+        _ => std::env::var(name).ok(),
+    })
+    .context("configuration from the environment and --ztoc-cache")?;
     if args.v1 {
         config.index_version = IndexVersion::V1;
     }
@@ -322,6 +332,13 @@ mod tests {
         };
         let on = prepared(&["--disable-xattrs"]);
         assert!(on.indexer.config().disable_xattrs);
+        let cached = prepared(&["--ztoc-cache", "soci-ztoc-cache", "--disable-xattrs"]);
+        let config = cached.indexer.config();
+        assert_eq!(
+            config.ztoc_cache_repository.as_deref(),
+            Some("soci-ztoc-cache")
+        );
+        assert!(config.disable_xattrs);
         if std::env::var_os(soci_index_generator::config::ENV_DISABLE_XATTRS).is_none() {
             assert!(!prepared(&[]).indexer.config().disable_xattrs);
         }
