@@ -97,3 +97,8 @@ output "failure_queue_age_alarm_arn" {
   description = "ARN of the alarm on the age of the on-failure queue's oldest message (null unless create_alarms and create_failure_queue_alarms)."
   value       = try(aws_cloudwatch_metric_alarm.failure_queue["age"].arn, null)
 }
+
+output "ztoc_cache_repository_name" {
+  description = "Name of the zTOC cache repository (null unless ztoc_cache): `cargo xtask index --ztoc-cache` takes it."
+  value       = try(aws_ecr_repository.ztoc_cache[0].name, null)
+}

@@ -19,6 +19,10 @@ run "off_by_default" {
     error_message = "No cache repository unless asked for."
   }
   assert {
+    condition     = output.ztoc_cache_repository_name == null
+    error_message = "No cache, no name."
+  }
+  assert {
     condition = alltrue([
       !contains(keys(aws_lambda_function.generator.environment[0].variables), "ztoc_cache_repository"),
       !contains(keys(aws_lambda_function.filter.environment[0].variables), "ztoc_cache_repository"),
@@ -46,6 +50,10 @@ run "on" {
   assert {
     condition     = aws_ecr_repository.ztoc_cache[0].name == "acme-soci-ztoc-cache" && aws_ecr_repository.ztoc_cache[0].image_tag_mutability == "MUTABLE"
     error_message = "The cache repository is <prefix>-soci-ztoc-cache in lowercase, tags mutable (a corrupt entry is rewritten)."
+  }
+  assert {
+    condition     = output.ztoc_cache_repository_name == "acme-soci-ztoc-cache"
+    error_message = "The output names the cache repository."
   }
   assert {
     condition = jsondecode(aws_ecr_lifecycle_policy.ztoc_cache[0].policy).rules[0] == {
