@@ -178,10 +178,14 @@ impl ZtocCache {
             )));
         };
         let limit = max_ztoc_bytes(budget);
-        if layer.media_type != MEDIA_TYPE_ZTOC || layer.size > limit as u64 {
+        // The zTOC pushed to the image's repository is named by its sha256 (as a build's is).
+        if layer.media_type != MEDIA_TYPE_ZTOC
+            || layer.size > limit as u64
+            || !layer.digest.starts_with("sha256:")
+        {
             return Err(invalid(format!(
-                "layer {} of {} bytes (at most {limit} bytes of {MEDIA_TYPE_ZTOC})",
-                layer.media_type, layer.size
+                "layer {} {} of {} bytes (expected sha256, at most {limit} bytes of {MEDIA_TYPE_ZTOC})",
+                layer.media_type, layer.digest, layer.size
             )));
         }
         // The digest is checked against the descriptor by the client: a changed blob is an error.
@@ -189,7 +193,7 @@ impl ZtocCache {
             .registry
             .get_blob_capped(&self.repo, &layer.digest, limit)
             .await?;
-        if bytes.len() as u64 != layer.size || !layer.digest.starts_with("sha256:") {
+        if bytes.len() as u64 != layer.size {
             return Err(invalid(format!(
                 "blob {} has {} bytes, the descriptor says {}",
                 layer.digest,
