@@ -189,7 +189,17 @@ impl Pass<'_, '_> {
 
         // Moved: <moved>-soci was moved to the conversion of the image pushed after.
         let moved = format!("{tag}-moved");
-        self.index_pushed(client, &moved, &first)?;
+        // `first` was indexed as <gone> above: its layers' zTOCs come from the cache the
+        // module created.
+        let (_, cache_uses) = self.index_pushed_with_cache(client, &moved, &first)?;
+        ensure!(
+            !cache_uses.is_empty() && cache_uses.iter().all(|u| u == "hit"),
+            "zTOC cache: indexing {moved}, an image already indexed as {gone}, gave {cache_uses:?}, expected every layer a hit"
+        );
+        checks.push(format!(
+            "{arch}: zTOC cache (ztoc_cache = true): indexing an image again under another tag: {} layer(s), every one a cache hit",
+            cache_uses.len()
+        ));
         let moved_index = self.index_pushed(client, &moved, &second)?;
         let status = self.deliver_delete(&first.index_digest, &moved, "moved tag")?;
         ensure!(
@@ -237,6 +247,17 @@ impl Pass<'_, '_> {
         tag: &str,
         image: &image::Image,
     ) -> anyhow::Result<String> {
+        self.index_pushed_with_cache(client, tag, image)
+            .map(|(digest, _)| digest)
+    }
+
+    /// [`Self::index_pushed`], with the `ztoc_cache` use of each layer the generator indexed.
+    fn index_pushed_with_cache(
+        &mut self,
+        client: &RegistryClient,
+        tag: &str,
+        image: &image::Image,
+    ) -> anyhow::Result<(String, Vec<String>)> {
         self.cx
             .rt
             .block_on(image::push(client, INCLUDED_REPO, tag, image))?;
@@ -247,9 +268,17 @@ impl Pass<'_, '_> {
             "{tag}: the generator answered {}",
             describe(run)
         );
+        let cache_uses = run.json()["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|layer| layer["ztoc_cache"].as_str().map(String::from))
+            .collect();
         let index_tag = format!("{tag}{INDEX_TAG_SUFFIX}");
-        self.head(client, &index_tag)?
-            .with_context(|| format!("no {index_tag} after indexing"))
+        let digest = self
+            .head(client, &index_tag)?
+            .with_context(|| format!("no {index_tag} after indexing"))?;
+        Ok((digest, cache_uses))
     }
 
     /// Delivers the DELETE event of `tag` at `digest`; the generator's status.

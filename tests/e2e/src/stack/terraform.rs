@@ -184,6 +184,9 @@ fn module_call(settings: &TerraformSettings<'_>, arch: Arch) -> anyhow::Result<s
         "index_pull_through_cache_images": true,
         "index_replicated_images": true,
         "index_tag_cleanup": true,
+        // The zTOC cache: its repository created by the module, its name in both environments
+        // (scenarios/image_sources.rs checks a hit).
+        "ztoc_cache": true,
     });
     for key in ASSET_INPUTS {
         call[key] = inputs
