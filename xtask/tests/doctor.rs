@@ -38,6 +38,15 @@ async fn push(client: &RegistryClient, repo: &str, tag: &str, seed: u64) -> imag
         .unwrap()
 }
 
+/// Runs `doctor REF --plain-http`: it must exit 0 exactly when `lazy_loads`, and say `said`.
+fn doctor_says(reference: &str, lazy_loads: bool, said: &str) -> String {
+    let out = xtask(&["doctor", reference, "--plain-http"]);
+    let printed = text(&out);
+    assert_eq!(out.status.success(), lazy_loads, "{printed}");
+    assert!(printed.contains(said), "expected {said:?} in:\n{printed}");
+    printed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
     let registry = Registry::start().expect("docker-registry (cargo xtask setup)");
@@ -53,31 +62,21 @@ async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
     let reference = format!("{}/doctor/app:v1", registry.addr);
     push(&client, "doctor/app", "v1", 1).await;
 
-    let never = xtask(&["doctor", &reference, "--plain-http"]);
-    assert!(!never.status.success(), "{}", text(&never));
-    assert!(
-        text(&never).contains("no SOCI index at all"),
-        "{}",
-        text(&never)
-    );
+    doctor_says(&reference, false, "no SOCI index at all");
 
     let indexed = xtask(&["index", &reference, "--plain-http"]);
     assert!(indexed.status.success(), "{}", text(&indexed));
-    let tag = xtask(&["doctor", &reference, "--plain-http"]);
-    assert!(!tag.status.success(), "{}", text(&tag));
-    assert!(
-        text(&tag).contains("v1 is not SOCI-enabled; v1-soci is its SOCI-enabled index"),
-        "{}",
-        text(&tag)
+    doctor_says(
+        &reference,
+        false,
+        "v1 is not SOCI-enabled; v1-soci is its SOCI-enabled index",
     );
-    let enabled = xtask(&["doctor", &format!("{reference}-soci"), "--plain-http"]);
-    assert!(enabled.status.success(), "{}", text(&enabled));
-    let said = text(&enabled);
+    let said = doctor_says(
+        &format!("{reference}-soci"),
+        true,
+        "linux/amd64: 1 of 2 layers have a zTOC",
+    );
     assert!(said.contains("SOCI-enabled image index"), "{said}");
-    assert!(
-        said.contains("linux/amd64: 1 of 2 layers have a zTOC"),
-        "{said}"
-    );
     assert!(said.contains("below min_layer_size 1048576"), "{said}");
 
     // By digest, as `DescribeTasks` reports what a task ran: the plain image did not
@@ -92,40 +91,20 @@ async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
         .await
         .unwrap()
         .unwrap();
-    let ran_plain = xtask(&[
-        "doctor",
+    doctor_says(
         &format!("{}/doctor/app@{plain}", registry.addr),
-        "--plain-http",
-    ]);
-    assert!(!ran_plain.status.success(), "{}", text(&ran_plain));
-    assert!(
-        text(&ran_plain).contains(&format!(
-            "verdict: {plain} is not a SOCI-enabled image index"
-        )),
-        "{}",
-        text(&ran_plain)
+        false,
+        &format!("verdict: {plain} is not a SOCI-enabled image index"),
     );
-    let ran_soci = xtask(&[
-        "doctor",
+    doctor_says(
         &format!("{}/doctor/app@{soci}", registry.addr),
-        "--plain-http",
-    ]);
-    assert!(ran_soci.status.success(), "{}", text(&ran_soci));
-    assert!(
-        text(&ran_soci).contains("linux/amd64: 1 of 2 layers have a zTOC"),
-        "{}",
-        text(&ran_soci)
+        true,
+        "linux/amd64: 1 of 2 layers have a zTOC",
     );
 
     // The tag moves to another image after it was indexed.
     push(&client, "doctor/app", "v1", 7).await;
-    let moved = xtask(&["doctor", &reference, "--plain-http"]);
-    assert!(!moved.status.success(), "{}", text(&moved));
-    assert!(
-        text(&moved).contains("indexes an older push of v1"),
-        "{}",
-        text(&moved)
-    );
+    doctor_says(&reference, false, "indexes an older push of v1");
 
     // Only a v1 index, found through the referrers tag schema (the listed manifest stands in
     // for a SOCI index: the doctor reads the listing, not the index).
@@ -149,11 +128,9 @@ async fn doctor_names_each_reason_a_deployment_does_not_lazy_load() {
         )
         .await
         .unwrap();
-    let v1 = xtask(&[
-        "doctor",
+    doctor_says(
         &format!("{}/doctor/old:v1", registry.addr),
-        "--plain-http",
-    ]);
-    assert!(!v1.status.success(), "{}", text(&v1));
-    assert!(text(&v1).contains("only a v1 SOCI index"), "{}", text(&v1));
+        false,
+        "only a v1 SOCI index",
+    );
 }

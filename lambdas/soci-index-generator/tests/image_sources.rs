@@ -62,12 +62,22 @@ async fn tag_digest(env: &Env, repo: &str, tag: &str) -> Option<String> {
 }
 
 async fn clean_up(env: &Env, repo: &str, digest: &str, tag: &str) -> IndexingOutcome {
+    clean_up_with(env, env.config(), repo, digest, tag).await
+}
+
+async fn clean_up_with(
+    env: &Env,
+    config: soci_index_generator::Config,
+    repo: &str,
+    digest: &str,
+    tag: &str,
+) -> IndexingOutcome {
     let image = ImageRef {
         repository: repo.into(),
         digest: Some(digest.into()),
         tag: Some(tag.into()),
     };
-    env.indexer(env.config())
+    env.indexer(config)
         .clean_up(&image, &TagRemover::Registry)
         .await
         .expect("cleanup answers")
@@ -471,19 +481,7 @@ async fn an_index_that_names_its_deleted_original_goes_without_the_original() {
             .await
             .unwrap()
     );
-    let outcome = env
-        .indexer(cleanup_on.clone())
-        .clean_up(
-            &ImageRef {
-                repository: repo.into(),
-                digest: Some(gone.digest.clone()),
-                tag: Some("gone".into()),
-            },
-            &TagRemover::Registry,
-        )
-        .await
-        .expect("cleanup answers");
-    let answer = json(&outcome);
+    let answer = json(&clean_up_with(&env, cleanup_on.clone(), repo, &gone.digest, "gone").await);
     assert_eq!(answer["status"], "index_tag_deleted", "{answer}");
     assert_eq!(tag_digest(&env, repo, "gone-soci").await, None);
 
@@ -517,19 +515,7 @@ async fn an_index_that_names_its_deleted_original_goes_without_the_original() {
             .await
             .unwrap()
     );
-    let outcome = env
-        .indexer(cleanup_on)
-        .clean_up(
-            &ImageRef {
-                repository: repo.into(),
-                digest: Some(deleted.digest.clone()),
-                tag: Some("deleted".into()),
-            },
-            &TagRemover::Registry,
-        )
-        .await
-        .expect("cleanup answers");
-    let answer = json(&outcome);
+    let answer = json(&clean_up_with(&env, cleanup_on, repo, &deleted.digest, "deleted").await);
     assert_eq!(answer["status"], "index_tag_kept", "{answer}");
     assert!(
         answer["reason"]

@@ -5,16 +5,16 @@
 //! time, as Lambda bills each image's invocation).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use soci_index_generator::config::{Config, ParallelFetch, RegistryTarget};
 use soci_index_generator::pipeline::{CacheUse, IndexingOutcome};
-use soci_index_generator::{Credentials, ImageRef, Indexer, RegistryClient, RetryPolicy};
+use soci_index_generator::{ImageRef, Indexer};
 use test_support::faults::FaultProxy;
 use test_support::image;
 
+use super::index::client_of;
 use super::layer;
 
 #[derive(clap::Args)]
@@ -47,18 +47,6 @@ struct Row {
     misses: usize,
     /// zTOC digest of the base layer in every image (must be one digest).
     base_ztocs: Vec<String>,
-}
-
-fn client_of(addr: &str) -> anyhow::Result<Arc<RegistryClient>> {
-    let retry = RetryPolicy {
-        attempts: 3,
-        base_delay: Duration::from_millis(100),
-    };
-    Ok(Arc::new(RegistryClient::new(
-        &format!("http://{addr}"),
-        Credentials::Anonymous,
-        retry,
-    )?))
 }
 
 /// A generated gzip layer (gzip level 6, as `docker build` writes), read back into memory.

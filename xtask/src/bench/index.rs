@@ -128,7 +128,8 @@ struct LinkSummary {
 
 const REPO: &str = "bench/app";
 
-fn client_of(addr: &str) -> anyhow::Result<Arc<RegistryClient>> {
+/// A client of the bench's local registry (plain HTTP, anonymous).
+pub(super) fn client_of(addr: &str) -> anyhow::Result<Arc<RegistryClient>> {
     let retry = RetryPolicy {
         attempts: 3,
         base_delay: Duration::from_millis(100),
