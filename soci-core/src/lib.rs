@@ -45,7 +45,7 @@ pub use zinfo::bare_inflate;
 pub use ztoc::verify::{LayerSource, VerifyReport, extract_file, verify};
 pub use ztoc::{
     BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, MemoryBudget, ReferenceBuild,
-    build_reference_ztoc, build_ztoc,
+    build_reference_ztoc, build_reference_ztoc_with, build_ztoc,
 };
 
 /// Former module paths, kept so `soci_core::zran::...` and `soci_core::verify::...` keep working.

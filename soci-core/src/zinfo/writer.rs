@@ -7,9 +7,13 @@ use std::sync::{Arc, mpsc};
 use libz_rs_sys as zlib;
 
 use super::inflater::Inflater;
+use super::parallel::ParallelInflate;
 use super::records::CheckpointRecords;
 use super::span_hash::{Chunk, SpanHasherThread};
-use super::{CHECKPOINT_SIZE, Checkpoint, INPUT_CHUNK, OUTPUT_CHUNK, WINDOW_SIZE};
+use super::{
+    ActiveIndexer, CHECKPOINT_SIZE, Checkpoint, DEFAULT_INFLATION, INPUT_CHUNK, Inflation,
+    OUTPUT_CHUNK, WINDOW_SIZE,
+};
 use crate::ztoc::OverBudget;
 use crate::{Error, Result};
 
@@ -53,16 +57,36 @@ pub struct GzipIndexer<R> {
     pub(crate) blob: CheckpointRecords,
 
     hasher: SpanHasherThread,
+    /// Set when the stream is inflated on two cores (`parallel/`); the fields above that
+    /// describe the sequential inflater's input are then unused.
+    parallel: Option<ParallelInflate>,
+    _active: ActiveIndexer,
 }
 
 impl<R: Read> GzipIndexer<R> {
     pub fn new(source: R, span_size: u64) -> Result<Self> {
-        Self::with_budget(source, span_size, u64::MAX)
+        Self::with_inflation(source, span_size, u64::MAX, Inflation::Sequential)
     }
 
     /// Like [`GzipIndexer::new`], failing (with an error that becomes [`Error::Unindexable`])
     /// before the checkpoint blob would grow beyond `max_blob_bytes`.
     pub fn with_budget(source: R, span_size: u64, max_blob_bytes: u64) -> Result<Self> {
+        Self::with_inflation(source, span_size, max_blob_bytes, DEFAULT_INFLATION)
+    }
+
+    /// Like [`GzipIndexer::with_budget`], inflating on one or two cores as told: the output,
+    /// checkpoints and digests are the same either way.
+    pub fn with_inflation(
+        source: R,
+        span_size: u64,
+        max_blob_bytes: u64,
+        inflation: Inflation,
+    ) -> Result<Self> {
+        let (active, alive) = ActiveIndexer::register();
+        let parallel = match inflation.resolve(alive) {
+            Some(tuning) => Some(ParallelInflate::new(tuning)?),
+            None => None,
+        };
         let (spare_sender, spare) = mpsc::channel();
         Ok(Self {
             source,
@@ -89,6 +113,8 @@ impl<R: Read> GzipIndexer<R> {
             checkpoints: Vec::new(),
             blob: CheckpointRecords::new(i64::try_from(span_size).unwrap_or(i64::MAX)),
             hasher: SpanHasherThread::spawn()?,
+            parallel,
+            _active: active,
         })
     }
 
@@ -246,8 +272,50 @@ impl<R: Read> GzipIndexer<R> {
         Ok(())
     }
 
+    /// One step of the parallel inflate, with the same checkpoint rule as [`Self::step`].
+    fn parallel_step(&mut self) -> std::io::Result<()> {
+        let Some(parallel) = self.parallel.as_mut() else {
+            return Ok(());
+        };
+        let since_last = self.total_out - self.last_checkpoint_out;
+        let need =
+            self.checkpoints.is_empty() || self.total_out == 0 || since_last >= self.span_size;
+        let mut space = self.output.len() - self.output_write;
+        if !need {
+            space = space.min(usize::try_from(self.span_size - since_last).unwrap_or(usize::MAX));
+        }
+        let (history, rest) = self.output.split_at_mut(self.output_write);
+        let history = &history[history.len() - WINDOW_SIZE..];
+        let step = parallel.step(
+            &mut self.source,
+            &mut self.hasher,
+            history,
+            &mut rest[..space],
+            need,
+        );
+        // Even on an error: `drain_digest` goes on from what was read.
+        self.total_read = parallel.read_end();
+        let step = step?;
+        self.total_in = step.position;
+        self.output_write += step.produced;
+        self.total_out += step.produced as u64;
+        if step.done {
+            self.state = MemberState::Done;
+            return Ok(());
+        }
+        if step.boundary.is_some()
+            && (self.total_out == 0 || self.total_out - self.last_checkpoint_out > self.span_size)
+        {
+            self.add_checkpoint(step.boundary.unwrap_or(0))?;
+        }
+        Ok(())
+    }
+
     /// One inflate call (Z_BLOCK), refilling input first if needed.
     fn step(&mut self) -> std::io::Result<()> {
+        if self.parallel.is_some() {
+            return self.parallel_step();
+        }
         if self.input_pos == self.input.len() {
             self.refill()?;
             if self.input_pos == self.input.len() {

@@ -8,7 +8,7 @@ use super::uncompressed::uncompressed_pass;
 use super::write::{CheckpointBytes, ZtocFields, write_ztoc};
 use super::{ALGORITHM_GZIP, ZTOC_VERSION};
 use crate::tar::TarReader;
-use crate::zinfo::GzipIndexer;
+use crate::zinfo::{DEFAULT_INFLATION, GzipIndexer, Inflation};
 use crate::{Error, Result};
 
 /// The reference's default span size (4 MiB).
@@ -106,6 +106,16 @@ pub(super) struct LayerPass {
 /// Like [`build_ztoc`], but returns the reference's bytes even for layers no consumer can read
 /// (still within the memory budget).
 pub fn build_reference_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result<ReferenceBuild> {
+    build_reference_ztoc_with(layer, options, DEFAULT_INFLATION)
+}
+
+/// Like [`build_reference_ztoc`], inflating a gzip layer on one or two cores as told (the bytes
+/// are the same either way; the choice exists for tests and benchmarks).
+pub fn build_reference_ztoc_with<R: Read>(
+    layer: R,
+    options: &BuildOptions,
+    inflation: Inflation,
+) -> Result<ReferenceBuild> {
     let budget = &options.budget;
     if i64::try_from(options.span_size).is_err() {
         return Err(Error::InvalidArgument(format!(
@@ -116,7 +126,14 @@ pub fn build_reference_ztoc<R: Read>(layer: R, options: &BuildOptions) -> Result
     let mut toc = TocCollector::default();
     let expected = options.expected_digest.as_deref();
     let pass = match options.compression {
-        Compression::Gzip => gzip_pass(layer, options.span_size, budget, expected, &mut toc)?,
+        Compression::Gzip => gzip_pass(
+            layer,
+            options.span_size,
+            budget,
+            expected,
+            &mut toc,
+            inflation,
+        )?,
         Compression::Uncompressed => {
             uncompressed_pass(layer, options.span_size, budget, expected, &mut toc)?
         }
@@ -191,8 +208,10 @@ fn gzip_pass<R: Read>(
     budget: &MemoryBudget,
     expected: Option<&str>,
     toc: &mut TocCollector,
+    inflation: Inflation,
 ) -> Result<LayerPass> {
-    let indexer = GzipIndexer::with_budget(layer, span_size, budget.max_checkpoint_bytes)?;
+    let indexer =
+        GzipIndexer::with_inflation(layer, span_size, budget.max_checkpoint_bytes, inflation)?;
     let mut tar = TarReader::new(indexer);
     let collected = toc.collect(&mut tar, budget);
     let uncompressed_archive_size = tar.position();

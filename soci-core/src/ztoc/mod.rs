@@ -71,5 +71,5 @@ pub use budget::{
 };
 pub use build::{
     BuildOptions, BuiltZtoc, Compression, DEFAULT_SPAN_SIZE, ReferenceBuild, build_reference_ztoc,
-    build_ztoc,
+    build_reference_ztoc_with, build_ztoc,
 };

@@ -1,11 +1,15 @@
 //! `cargo xtask bench ztoc`: a zTOC build against a bare inflate of the same bytes with the same
-//! inflater (zlib-rs) and against Python's system-zlib inflate, measured in the same run.
+//! inflater (zlib-rs) and against Python's system-zlib inflate, measured in the same run; and
+//! the build on one core and on two (speculative parallel inflate) side by side, in-process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
+
+use soci_core::zran::{Inflation, ParallelTuning};
+use soci_core::{BuildOptions, Compression, MemoryBudget, build_reference_ztoc_with};
 
 use super::child::{self, ChildRun};
 use super::layer;
@@ -40,8 +44,26 @@ fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
     Ok((started.elapsed().as_secs_f64(), value))
 }
 
-/// Measurement rounds per layer, each one bare inflate and one zTOC build.
+/// Measurement rounds per layer, each one bare inflate and one zTOC build of each kind.
 const ROUNDS: usize = 5;
+
+/// One in-process zTOC build of `layer` (default span, default budget) inflating as told.
+fn build_in_process(layer: &Path, inflation: Inflation) -> anyhow::Result<usize> {
+    let options = BuildOptions {
+        span_size: soci_core::DEFAULT_SPAN_SIZE,
+        build_tool: "bench".into(),
+        compression: Compression::Gzip,
+        expected_digest: None,
+        budget: MemoryBudget::default(),
+    };
+    let built = build_reference_ztoc_with(open(layer)?, &options, inflation)?;
+    Ok(built.ztoc.ztoc.len())
+}
+
+/// The best of `runs`, in seconds.
+fn best<T>(runs: &[(f64, T)]) -> f64 {
+    runs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min)
+}
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let dir = args
@@ -92,10 +114,19 @@ fn bench_layer(label: &str, layer: &Path) -> anyhow::Result<()> {
     // sides alike instead of whichever happened to run during it.
     let mut inflate_runs = Vec::new();
     let mut build_runs = Vec::new();
+    let (mut one_core, mut two_cores) = (Vec::new(), Vec::new());
+    let parallel = Inflation::Parallel(ParallelTuning::DEFAULT);
     for _ in 0..ROUNDS {
         inflate_runs.push(timed(|| Ok(soci_core::zran::bare_inflate(open(layer)?)?))?);
         build_runs.push(measure_build(layer, &ztoc_path)?);
+        one_core.push(timed(|| build_in_process(layer, Inflation::Sequential))?);
+        two_cores.push(timed(|| build_in_process(layer, parallel))?);
     }
+    let same = one_core
+        .iter()
+        .chain(&two_cores)
+        .all(|r| r.1 == one_core[0].1);
+    let (one_core, two_cores) = (best(&one_core), best(&two_cores));
     let (inflate_s, uncompressed) = inflate_runs
         .into_iter()
         .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -138,6 +169,25 @@ fn bench_layer(label: &str, layer: &Path) -> anyhow::Result<()> {
         peak_kib as f64 / 1024.0,
         32.0 + ztoc_bytes as f64 / 1048576.0
     );
+    println!(
+        "  in-process build, 1 core:  {one_core:.3} s  {:.0} MB/s  (/ bare inflate {:.3})",
+        mb / one_core,
+        one_core / inflate_s
+    );
+    println!(
+        "  in-process build, 2 cores: {two_cores:.3} s  {:.0} MB/s  (/ bare inflate {:.3}; \
+         zTOC sizes {})",
+        mb / two_cores,
+        two_cores / inflate_s,
+        if same { "identical" } else { "DIFFER" }
+    );
+    if let Some(p) = python_s {
+        println!(
+            "  build / python inflate:    1 core {:.3}, 2 cores {:.3}  (target for 2 cores <= 0.45)",
+            one_core / p,
+            two_cores / p
+        );
+    }
     println!(
         "  (build: a child `cargo xtask ztoc build`, timed from spawn to exit; RSS from wait4)"
     );
