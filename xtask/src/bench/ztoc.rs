@@ -1,6 +1,6 @@
 //! `cargo xtask bench ztoc`: a zTOC build against a bare inflate of the same bytes with the same
 //! inflater (zlib-rs) and against Python's system-zlib inflate, measured in the same run; and
-//! the build on one core and on two (speculative parallel inflate) side by side, in-process.
+//! the library build on one core and on two (speculative parallel inflate) side by side.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,8 +47,18 @@ fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
 /// Measurement rounds per layer, each one bare inflate and one zTOC build of each kind.
 const ROUNDS: usize = 5;
 
-/// One in-process zTOC build of `layer` (default span, default budget) inflating as told.
-fn build_in_process(layer: &Path, inflation: Inflation) -> anyhow::Result<usize> {
+/// Set in a child `bench ztoc` to make it run one library build instead of the bench:
+/// `sequential:<layer>` or `parallel:<layer>`.
+const ONE_BUILD_ENV: &str = "SOCI_BENCH_ZTOC_ONE_BUILD";
+
+/// The child side of [`build_in_child`]: one `build_reference_ztoc_with` of the layer, timed
+/// from inside (no process start-up), printed as `<seconds> <zTOC bytes>`.
+fn one_build(spec: &str) -> anyhow::Result<()> {
+    let (kind, layer) = spec.split_once(':').context("bad one-build spec")?;
+    let inflation = match kind {
+        "parallel" => Inflation::Parallel(ParallelTuning::DEFAULT),
+        _ => Inflation::Sequential,
+    };
     let options = BuildOptions {
         span_size: soci_core::DEFAULT_SPAN_SIZE,
         build_tool: "bench".into(),
@@ -56,16 +66,69 @@ fn build_in_process(layer: &Path, inflation: Inflation) -> anyhow::Result<usize>
         expected_digest: None,
         budget: MemoryBudget::default(),
     };
-    let built = build_reference_ztoc_with(open(layer)?, &options, inflation)?;
-    Ok(built.ztoc.ztoc.len())
+    let (seconds, built) = timed(|| {
+        Ok(build_reference_ztoc_with(
+            open(Path::new(layer))?,
+            &options,
+            inflation,
+        )?)
+    })?;
+    println!("{seconds} {}", built.ztoc.ztoc.len());
+    Ok(())
 }
 
-/// The best of `runs`, in seconds.
-fn best<T>(runs: &[(f64, T)]) -> f64 {
-    runs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min)
+/// One library build of `layer` (default span and budget) inflating on one core or two, in a
+/// child process: its time from inside the child, its zTOC size, and its peak RSS. A child,
+/// because builds in this process would grow the RSS every later child inherits at spawn.
+fn build_in_child(layer: &Path, kind: &str) -> anyhow::Result<LibraryBuild> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let run = child::run_measured(
+        Command::new(exe)
+            .args(["bench", "ztoc"])
+            .env(ONE_BUILD_ENV, format!("{kind}:{}", layer.display())),
+    )
+    .context("the measured library build")?;
+    let mut fields = run.stdout.split_whitespace();
+    let seconds = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .context("build time")?;
+    let bytes = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .context("zTOC size")?;
+    Ok(LibraryBuild {
+        seconds,
+        ztoc_bytes: bytes,
+        peak_rss_kib: run.peak_rss_kib,
+        cpu_seconds: run.cpu_seconds,
+    })
+}
+
+/// What [`build_in_child`] measured.
+struct LibraryBuild {
+    seconds: f64,
+    ztoc_bytes: u64,
+    peak_rss_kib: u64,
+    /// CPU time of the whole child (all threads, start-up included).
+    cpu_seconds: f64,
+}
+
+/// The best time of `runs`, their highest RSS (MiB) and lowest CPU time.
+fn summary(runs: &[LibraryBuild]) -> (f64, f64, f64) {
+    let best = runs.iter().map(|r| r.seconds).fold(f64::INFINITY, f64::min);
+    let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let cpu = runs
+        .iter()
+        .map(|r| r.cpu_seconds)
+        .fold(f64::INFINITY, f64::min);
+    (best, rss, cpu)
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Ok(spec) = std::env::var(ONE_BUILD_ENV) {
+        return one_build(&spec);
+    }
     let dir = args
         .dir
         .unwrap_or_else(|| crate::project_root().join("target/bench"));
@@ -115,18 +178,19 @@ fn bench_layer(label: &str, layer: &Path) -> anyhow::Result<()> {
     let mut inflate_runs = Vec::new();
     let mut build_runs = Vec::new();
     let (mut one_core, mut two_cores) = (Vec::new(), Vec::new());
-    let parallel = Inflation::Parallel(ParallelTuning::DEFAULT);
     for _ in 0..ROUNDS {
         inflate_runs.push(timed(|| Ok(soci_core::zran::bare_inflate(open(layer)?)?))?);
         build_runs.push(measure_build(layer, &ztoc_path)?);
-        one_core.push(timed(|| build_in_process(layer, Inflation::Sequential))?);
-        two_cores.push(timed(|| build_in_process(layer, parallel))?);
+        one_core.push(build_in_child(layer, "sequential")?);
+        two_cores.push(build_in_child(layer, "parallel")?);
     }
+    let first = one_core.first().map(|r| r.ztoc_bytes);
     let same = one_core
         .iter()
         .chain(&two_cores)
-        .all(|r| r.1 == one_core[0].1);
-    let (one_core, two_cores) = (best(&one_core), best(&two_cores));
+        .all(|r| Some(r.ztoc_bytes) == first);
+    let (one_core, one_core_rss, one_core_cpu) = summary(&one_core);
+    let (two_cores, two_cores_rss, two_cores_cpu) = summary(&two_cores);
     let (inflate_s, uncompressed) = inflate_runs
         .into_iter()
         .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -170,13 +234,14 @@ fn bench_layer(label: &str, layer: &Path) -> anyhow::Result<()> {
         32.0 + ztoc_bytes as f64 / 1048576.0
     );
     println!(
-        "  in-process build, 1 core:  {one_core:.3} s  {:.0} MB/s  (/ bare inflate {:.3})",
+        "  library build, 1 core:     {one_core:.3} s  {:.0} MB/s  (/ bare inflate {:.3}; \
+         peak RSS {one_core_rss:.1} MiB, CPU {one_core_cpu:.2} s)",
         mb / one_core,
         one_core / inflate_s
     );
     println!(
-        "  in-process build, 2 cores: {two_cores:.3} s  {:.0} MB/s  (/ bare inflate {:.3}; \
-         zTOC sizes {})",
+        "  library build, 2 cores:    {two_cores:.3} s  {:.0} MB/s  (/ bare inflate {:.3}; \
+         peak RSS {two_cores_rss:.1} MiB, CPU {two_cores_cpu:.2} s; zTOC sizes {})",
         mb / two_cores,
         two_cores / inflate_s,
         if same { "identical" } else { "DIFFER" }
