@@ -25,6 +25,13 @@ pub enum Bench {
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {
+    // These benches run this binary's own commands as the measured children: a debug build
+    // would time unoptimised code (coldstart measures the packaged `bootstrap`s instead).
+    if cfg!(debug_assertions) && !matches!(bench, Bench::Coldstart(_)) {
+        anyhow::bail!(
+            "benchmarks measure a release build: cargo run --release -p xtask -- bench ..."
+        );
+    }
     match bench {
         Bench::Ztoc(args) => ztoc::bench(args),
         Bench::Index(args) => index::bench(args),
