@@ -226,7 +226,7 @@ variable "parallel_fetch_min_size" {
 }
 
 variable "parallel_fetch_chunk_size" {
-  description = "Bytes per `Range` request of a parallel download (env `parallel_fetch_chunk_size`), 65536 (64 KiB) to 268435456 (256 MiB). Null: the generator's default, 8388608 (8 MiB)."
+  description = "Bytes per `Range` request of a parallel download (env `parallel_fetch_chunk_size`), 65536 (64 KiB) to 268435456 (256 MiB). Null: the generator's default, 4194304 (4 MiB)."
   type        = number
   default     = null
   validation {
@@ -236,7 +236,7 @@ variable "parallel_fetch_chunk_size" {
 }
 
 variable "parallel_fetch_concurrency" {
-  description = "`Range` requests in flight or buffered per layer (env `parallel_fetch_concurrency`), 1 to 64; 1 downloads every layer as one stream. Each holds up to a chunk in memory. Null: the generator's default, the function's memory / 64 MiB - 2, from 1 to 8."
+  description = "`Range` requests in flight or buffered per layer (env `parallel_fetch_concurrency`), 1 to 64; 1 downloads every layer as one stream. Each holds up to a chunk in memory. Null: the generator's default, the function's memory / 32 MiB - 2, from 1 to 12."
   type        = number
   default     = null
   validation {

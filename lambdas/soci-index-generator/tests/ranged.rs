@@ -129,7 +129,7 @@ async fn build_ztoc(env: &Env, repo: &str, layer: &LayerBlob, parallel: Parallel
     }
 }
 
-/// With the default settings, a layer over the threshold is fetched as 8 MiB ranges, and its
+/// With the default settings, a layer over the threshold is fetched as 4 MiB ranges, and its
 /// zTOC is byte for byte the one a single stream gives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_layer_is_fetched_in_ranges_by_default_with_the_same_ztoc() {
