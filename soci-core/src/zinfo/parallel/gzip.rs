@@ -87,16 +87,7 @@ impl ParallelInflate {
 
     /// `crc` extended over blob bytes `[from, to)` (all read already).
     fn crc_of(&self, mut crc: u32, from: u64, to: u64) -> u32 {
-        let mut at = from;
-        while at < to {
-            let bytes = self.bytes_from(at);
-            if bytes.is_empty() {
-                break;
-            }
-            let n = bytes.len().min((to - at) as usize);
-            crc = zlib_rs::crc32::crc32(crc, &bytes[..n]);
-            at += n as u64;
-        }
+        self.for_each_slice(from, to, |bytes| crc = zlib_rs::crc32::crc32(crc, bytes));
         crc
     }
 

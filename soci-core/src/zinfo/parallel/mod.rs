@@ -283,17 +283,24 @@ impl ParallelInflate {
     fn copy_range(&self, from: u64, to: u64) -> Vec<u8> {
         let available = to.min(self.read_end).saturating_sub(from);
         let mut out = Vec::with_capacity(usize::try_from(available).unwrap_or(0));
+        self.for_each_slice(from, to, |bytes| out.extend_from_slice(bytes));
+        out
+    }
+
+    /// Calls `f` on the read bytes `[from, to)` (as many as have been read), slice by slice.
+    fn for_each_slice(&self, from: u64, to: u64, mut f: impl FnMut(&[u8])) {
         let mut at = from;
         while at < to {
             let bytes = self.bytes_from(at);
             if bytes.is_empty() {
                 break;
             }
-            let n = bytes.len().min((to - at) as usize);
-            out.extend_from_slice(&bytes[..n]);
+            let n = bytes
+                .len()
+                .min(usize::try_from(to - at).unwrap_or(usize::MAX));
+            f(&bytes[..n]);
             at += n as u64;
         }
-        out
     }
 
     /// Drops segments nothing needs any more (a restart may need the byte before `pos`).
