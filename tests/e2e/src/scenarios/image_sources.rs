@@ -13,9 +13,7 @@ use anyhow::{Context, ensure};
 use soci_index_generator::RegistryClient;
 use soci_lambda_contract::event::EcrImageActionEvent;
 
-use super::start::lambda_env;
 use super::{Pass, describe, status_of};
-use crate::stack::LambdaProcess;
 use crate::{INCLUDED_REPO, INDEX_TAG_SUFFIX, MIN_LAYER_SIZE, image};
 
 impl Pass<'_, '_> {
@@ -315,30 +313,11 @@ impl Pass<'_, '_> {
     /// Restarts the generator with its deployed environment, less `index_tag_cleanup` when
     /// `without` (the old process is stopped, by pid, when replaced).
     fn restart_generator_without_cleanup(&mut self, without: bool) -> anyhow::Result<()> {
-        let runtime_api = self.generator.process_runtime_api(self.cx)?;
-        let mut env = lambda_env(
-            self.cx,
-            &self.generator.config,
-            &runtime_api,
-            &self.generator.bootstrap,
-            None,
-        )?;
-        if without {
-            env.retain(|(k, _)| k != "index_tag_cleanup");
-        }
-        let name = if without {
+        let log_name = if without {
             "soci-index-generator-cleanup-off.log"
         } else {
             "soci-index-generator-cleanup-on.log"
         };
-        let log = self.generator.process.log.with_file_name(name);
-        self.generator.process = LambdaProcess::start(
-            &self.generator.config.name,
-            &self.generator.bootstrap,
-            self.launcher.as_ref(),
-            &env,
-            log,
-        )?;
-        Ok(())
+        self.restart_generator_with(None, |k| without && k == "index_tag_cleanup", log_name)
     }
 }

@@ -238,6 +238,35 @@ impl Pass<'_, '_> {
         self.cx.registry.client()
     }
 
+    /// Replaces the generator's process with one started with its deployed environment (reading
+    /// from `registry_override` when given), less the variables `drop` refuses, logging to
+    /// `log_name` beside its log; the old process is stopped, by pid, when replaced.
+    fn restart_generator_with(
+        &mut self,
+        registry_override: Option<&str>,
+        drop: impl Fn(&str) -> bool,
+        log_name: &str,
+    ) -> anyhow::Result<()> {
+        let runtime_api = self.generator.process_runtime_api(self.cx)?;
+        let mut env = start::lambda_env(
+            self.cx,
+            &self.generator.config,
+            &runtime_api,
+            &self.generator.bootstrap,
+            registry_override,
+        )?;
+        env.retain(|(k, _)| !drop(k));
+        let log = self.generator.process.log.with_file_name(log_name);
+        self.generator.process = LambdaProcess::start(
+            &self.generator.config.name,
+            &self.generator.bootstrap,
+            self.launcher.as_ref(),
+            &env,
+            log,
+        )?;
+        Ok(())
+    }
+
     /// Does the deployed rule match `event`? EventBridge's `TestEventPattern`, or, where the
     /// endpoint is our moto (whose `TestEventPattern` is an unimplemented stub that answers
     /// nothing), moto's own matcher, the code its `PutEvents` routes events with.

@@ -3,9 +3,7 @@
 
 use anyhow::ensure;
 
-use super::start::lambda_env;
 use super::{Delivery, Pass, describe};
-use crate::stack::LambdaProcess;
 use crate::{INCLUDED_REPO, INDEX_TAG_SUFFIX, image};
 
 impl Pass<'_, '_> {
@@ -56,27 +54,11 @@ impl Pass<'_, '_> {
     /// Replaces the generator's process with one reading from `registry_url`; the old one is
     /// killed (by pid) when dropped here.
     fn restart_generator(&mut self, registry_url: &str) -> anyhow::Result<()> {
-        let runtime_api = self.generator.process_runtime_api(self.cx)?;
-        let env = lambda_env(
-            self.cx,
-            &self.generator.config,
-            &runtime_api,
-            &self.generator.bootstrap,
+        self.restart_generator_with(
             Some(registry_url),
-        )?;
-        let log = self
-            .generator
-            .process
-            .log
-            .with_file_name("soci-index-generator-unreachable.log");
-        self.generator.process = LambdaProcess::start(
-            &self.generator.config.name,
-            &self.generator.bootstrap,
-            self.launcher.as_ref(),
-            &env,
-            log,
-        )?;
-        Ok(())
+            |_| false,
+            "soci-index-generator-unreachable.log",
+        )
     }
 
     /// `attempts` generator runs, numbered in order, each failed naming `address`.
