@@ -404,6 +404,16 @@ pub fn build_converted_index(
     source: ConversionSource,
     converted: &[ConvertedPlatform],
 ) -> Result<JsonBlob, OciError> {
+    build_converted_index_annotated(source, converted, BTreeMap::new())
+}
+
+/// [`build_converted_index`], with `annotations` added to the index's own (a caller's record
+/// on the index, e.g. what it was converted from; readers ignore annotations they do not know).
+pub fn build_converted_index_annotated(
+    source: ConversionSource,
+    converted: &[ConvertedPlatform],
+    annotations: BTreeMap<String, String>,
+) -> Result<JsonBlob, OciError> {
     let mut index = match source {
         ConversionSource::Index(mut index) => {
             // Some registries refuse Docker manifest lists mixed with OCI manifests.
@@ -497,6 +507,7 @@ pub fn build_converted_index(
     }
 
     index.manifests = Some(manifests);
+    index.annotations.extend(annotations);
     Ok(JsonBlob::new(MEDIA_TYPE_OCI_INDEX, index.to_go_json()))
 }
 

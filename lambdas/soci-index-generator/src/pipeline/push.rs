@@ -1,6 +1,8 @@
 //! Stage 5, push: the SOCI indexes, then for V1 nothing more (the index names its image in
 //! `subject`), for V2 the annotated manifests, the OCI index by digest and the tag, last.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use soci_core::index::{
     self as soci_index, ConversionSource, ConvertedPlatform, SociIndex, ZtocLayer,
@@ -138,14 +140,17 @@ impl Indexer {
         index_tag: String,
     ) -> Result<IndexingOutcome> {
         let (converted, soci_reports) = self.push_annotated_manifests(pusher, soci).await?;
-        let mut index_blob = soci_index::build_converted_index(source, &converted)
-            .map_err(doc("build the converted OCI index"))?;
-        if self.config.index_tag_cleanup
-            && let Some(digest) = finish.image.digest.as_deref()
-        {
-            index_blob = mark_converted_from(&index_blob, digest)
-                .map_err(doc("annotate the converted OCI index"))?;
-        }
+        // With the cleanup on, the index names its original: ECR deletes the original with
+        // its last tag, and the cleanup then has nothing else to compare with.
+        let annotations = match (self.config.index_tag_cleanup, &finish.image.digest) {
+            (true, Some(digest)) => {
+                BTreeMap::from([(media::ANNOTATION_CONVERTED_FROM.to_owned(), digest.clone())])
+            }
+            _ => BTreeMap::new(),
+        };
+        let index_blob =
+            soci_index::build_converted_index_annotated(source, &converted, annotations)
+                .map_err(doc("build the converted OCI index"))?;
         let index_digest = index_blob.digest.clone();
         let index_bytes = Bytes::from(index_blob.bytes);
         let media_type = &index_blob.media_type;
@@ -356,20 +361,4 @@ fn refusal(e: &PipelineError, repo: &str, tag: &str, index_tag: &str) -> Option<
         )),
         _ => None,
     }
-}
-
-/// `index` with [`media::ANNOTATION_CONVERTED_FROM`] naming `digest` among its annotations,
-/// re-encoded the Go way like every document we write.
-fn mark_converted_from(
-    index: &soci_index::JsonBlob,
-    digest: &str,
-) -> std::result::Result<soci_index::JsonBlob, oci::OciError> {
-    let mut parsed = oci::Index::from_json(&index.bytes)?;
-    parsed
-        .annotations
-        .insert(media::ANNOTATION_CONVERTED_FROM.into(), digest.into());
-    Ok(soci_index::JsonBlob::new(
-        &index.media_type,
-        parsed.to_go_json(),
-    ))
 }
