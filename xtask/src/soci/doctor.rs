@@ -115,28 +115,63 @@ async fn diagnose(
         lines: Vec::new(),
         lazy_loads: false,
     };
-    let tag = match reference {
-        Reference::Tag(tag) => tag.as_str(),
-        Reference::Digest(digest) => {
-            diagnose_digest(client, repository, digest, config, &mut diagnosis).await?;
-            return Ok(diagnosis);
-        }
+    let (name, shown, who) = match reference {
+        Reference::Tag(tag) => (
+            tag,
+            format!("{repository}:{tag}"),
+            "a deployment of this tag",
+        ),
+        Reference::Digest(digest) => (
+            digest,
+            format!("{repository}@{digest}"),
+            "a task that ran this digest",
+        ),
     };
     let current = client
-        .get_manifest(repository, tag)
+        .get_manifest(repository, name)
         .await?
-        .with_context(|| format!("{repository}:{tag} does not exist"))?;
+        .with_context(|| format!("{shown} does not exist"))?;
     diagnosis.say(format!(
-        "{repository}:{tag} -> {} ({})",
+        "{shown} -> {} ({})",
         current.digest, current.media_type
     ));
     if current.media_type == MEDIA_TYPE_OCI_INDEX && is_soci_enabled(&current.bytes) {
-        diagnosis.say("verdict: SOCI-enabled image index: a deployment of this tag lazy-loads");
-        let report = read_graph(client, repository, Root::v2(tag)).await?;
+        diagnosis.say(format!(
+            "verdict: SOCI-enabled image index: {who} lazy-loads"
+        ));
+        let report = read_graph(client, repository, Root::v2(name)).await?;
         layers(&report, config, &mut diagnosis);
         diagnosis.lazy_loads = report.problems().is_empty();
         return Ok(diagnosis);
     }
+    match reference {
+        Reference::Tag(tag) => {
+            tag_not_enabled(
+                client,
+                repository,
+                tag,
+                &current.digest,
+                config,
+                &mut diagnosis,
+            )
+            .await?
+        }
+        Reference::Digest(digest) => {
+            digest_not_enabled(client, repository, digest, config, &mut diagnosis).await?
+        }
+    }
+    Ok(diagnosis)
+}
+
+/// `tag` names a plain image: whether `<tag><suffix>` indexes it, an older push, or nothing.
+async fn tag_not_enabled(
+    client: &RegistryClient,
+    repository: &str,
+    tag: &str,
+    digest: &str,
+    config: &Config,
+    diagnosis: &mut Diagnosis,
+) -> anyhow::Result<()> {
     let index_tag = format!("{tag}{}", config.index_tag_suffix);
     match client.get_manifest(repository, &index_tag).await? {
         Some(_) => {
@@ -157,36 +192,24 @@ async fn diagnose(
                     report.root.digest
                 ));
             }
-            layers(&report, config, &mut diagnosis);
+            layers(&report, config, diagnosis);
         }
         None => {
             diagnosis.say(format!("no {index_tag}: this image has no v2 SOCI index"));
-            v1_only(client, repository, &current.digest, &mut diagnosis).await?;
+            v1_only(client, repository, digest, diagnosis).await?;
         }
     }
-    Ok(diagnosis)
+    Ok(())
 }
 
-/// The image a task ran, by digest: lazy-loaded only when it is a SOCI-enabled index.
-async fn diagnose_digest(
+/// A task ran the plain image `digest`: it did not lazy-load.
+async fn digest_not_enabled(
     client: &RegistryClient,
     repository: &str,
     digest: &str,
     config: &Config,
     diagnosis: &mut Diagnosis,
 ) -> anyhow::Result<()> {
-    let current = client
-        .get_manifest(repository, digest)
-        .await?
-        .with_context(|| format!("{repository}@{digest} does not exist"))?;
-    diagnosis.say(format!("{repository}@{digest} ({})", current.media_type));
-    if current.media_type == MEDIA_TYPE_OCI_INDEX && is_soci_enabled(&current.bytes) {
-        diagnosis.say("verdict: SOCI-enabled image index: a task that ran this digest lazy-loads");
-        let report = read_graph(client, repository, Root::v2(digest)).await?;
-        layers(&report, config, diagnosis);
-        diagnosis.lazy_loads = report.problems().is_empty();
-        return Ok(());
-    }
     diagnosis.say(format!(
         "verdict: {digest} is not a SOCI-enabled image index: a task that ran it did not lazy-load; deploy {repository}:<tag>{suffix} (`cargo xtask doctor {repository}:<tag>` names it), or use index_in_place",
         suffix = config.index_tag_suffix
