@@ -33,6 +33,23 @@ pub struct FileMetadata {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Whether a tar entry rules out soci's xattr optimisation for its layer: an opaque whiteout,
+/// or an entry with `SCHILY.xattr.*` PAX records (`record_keys`, the keys of its PAX records).
+pub fn needs_xattr_lookups<'k>(
+    name: &[u8],
+    mut record_keys: impl Iterator<Item = &'k [u8]>,
+) -> bool {
+    name.ends_with(b".wh..wh..opq") || record_keys.any(|k| k.starts_with(b"SCHILY.xattr."))
+}
+
+impl FileMetadata {
+    /// [`needs_xattr_lookups`] for an entry of a zTOC's TOC (whose `xattrs` are its PAX
+    /// records).
+    pub fn needs_xattr_lookups(&self) -> bool {
+        needs_xattr_lookups(&self.name, self.xattrs.iter().map(|(k, _)| k.as_slice()))
+    }
+}
+
 /// A whole zTOC.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ztoc {

@@ -79,11 +79,7 @@ impl TocCollector {
                         .push(format!("{name:?} has {what} {id}, outside 0..2^32-1"));
                 }
             }
-            if entry.name.ends_with(b".wh..wh..opq")
-                || entry
-                    .pax_records
-                    .keys()
-                    .any(|k| k.starts_with(b"SCHILY.xattr."))
+            if super::needs_xattr_lookups(&entry.name, entry.pax_records.keys().map(Vec::as_slice))
             {
                 self.xattrs_disableable = false;
             }

@@ -326,13 +326,8 @@ fn built_from_ztoc(bytes: Bytes, key: &CacheKey, plan: &LayerPlan) -> Result<Bui
         .map_err(|_| format!("uncompressed size {}", z.uncompressed_archive_size))?;
     let spans = usize::try_from(i64::from(z.max_span_id) + 1)
         .map_err(|_| format!("max span id {}", z.max_span_id))?;
-    // soci-core's rule (ztoc/toc.rs), applied to the TOC the zTOC records.
-    let xattrs_disableable = !z.toc.iter().any(|e| {
-        e.name.ends_with(b".wh..wh..opq")
-            || e.xattrs
-                .iter()
-                .any(|(k, _)| k.starts_with(b"SCHILY.xattr."))
-    });
+    // soci-core's rule, applied to the TOC the zTOC records.
+    let xattrs_disableable = !z.toc.iter().any(|e| e.needs_xattr_lookups());
     Ok(BuiltZtoc {
         entries: z.toc.len(),
         ztoc: bytes.to_vec(),
