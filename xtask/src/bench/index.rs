@@ -277,6 +277,13 @@ struct CappedSummary {
     rss_kib: u64,
 }
 
+impl CappedSummary {
+    /// The best plain download under these caps, one stream or ranged.
+    fn best_download_s(&self) -> f64 {
+        self.download_one_s.min(self.download_ranged_s)
+    }
+}
+
 /// Rounds of both downloads and both indexings through a link that caps each connection.
 fn measure_capped(
     runtime: &tokio::runtime::Runtime,
@@ -406,7 +413,7 @@ fn print_capped_summary(rows: &[CappedSummary], cpu_bound_s: Option<f64>) {
     );
     for r in rows {
         let rate = |s: f64| format!("{s:.2} s {:>4.0} MiB/s", r.bytes as f64 / 1048576.0 / s);
-        let best_download = r.download_one_s.min(r.download_ranged_s);
+        let best_download = r.best_download_s();
         let ratio = r.index_ranged_s / best_download;
         println!(
             "{:<22} {:>19} {:>19} {:>16} {:>16} {:>22} {:>10}",
@@ -427,7 +434,7 @@ fn print_capped_summary(rows: &[CappedSummary], cpu_bound_s: Option<f64>) {
     // download time: what is left to show is that the link costs nothing over the CPU.
     if let Some(cpu_s) = cpu_bound_s {
         for r in rows {
-            let best_download = r.download_one_s.min(r.download_ranged_s);
+            let best_download = r.best_download_s();
             let bound = best_download.max(cpu_s);
             let ratio = r.index_ranged_s / bound;
             println!(
