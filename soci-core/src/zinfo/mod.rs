@@ -47,9 +47,9 @@ pub enum Inflation {
 }
 
 /// How [`GzipIndexer::with_budget`] and `build_ztoc` inflate. Sequential: the parallel inflate
-/// spends ~20% more CPU in all (the speculating core inflates its stretches twice, beside the
-/// hashing thread) and, on the 2-core bench machine, did not beat one core even shielded from
-/// other load (`bench ztoc`, 700 MB layer: 0.729 s on one core, 0.768 s on two; 21 vs 68 MiB
+/// spends ~20% more CPU in all (a speculated stretch costs the second core ~1.9x what inflating
+/// it here would, beside the hashing it also does) and, on the 2-core bench machine, ties one
+/// core at best (`bench ztoc`, 700 MB layer: 0.736 s on one core, 0.756 s on two; 22 vs 68 MiB
 /// peak RSS). `Inflation::Auto` opts in.
 pub const DEFAULT_INFLATION: Inflation = Inflation::Sequential;
 

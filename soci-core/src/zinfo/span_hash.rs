@@ -6,6 +6,7 @@ use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
+use super::parallel::Work;
 use super::{HASH_BATCH, HASH_QUEUE};
 use crate::{Error, Result};
 
@@ -32,7 +33,7 @@ impl Drop for Chunk {
     }
 }
 
-enum HashMessage {
+pub(super) enum HashMessage {
     /// The next compressed chunk, and how far inflate has consumed the blob: bytes before
     /// `consumed - 1` can only belong to the current span.
     Data { chunk: Arc<Chunk>, consumed: u64 },
@@ -45,10 +46,20 @@ enum HashMessage {
     },
 }
 
+/// Where the batches of hash messages go.
+enum Route {
+    /// A hashing thread of its own.
+    Own(mpsc::SyncSender<Vec<HashMessage>>),
+    /// The parallel inflate's speculating thread, which hashes between speculations: on two
+    /// cores, two busy threads instead of three (a third took the inflating thread's core a
+    /// third of the time).
+    Shared(mpsc::SyncSender<Work>),
+}
+
 /// Hashes the blob and its spans on a second thread, so sha256 runs beside inflate instead of
 /// after it (span boundaries are only known as inflate reaches the checkpoints).
 pub(super) struct SpanHasherThread {
-    sender: mpsc::SyncSender<Vec<HashMessage>>,
+    route: Route,
     /// Messages not sent yet.
     batch: Vec<HashMessage>,
 }
@@ -65,14 +76,27 @@ impl SpanHasherThread {
             .spawn(move || hash_worker(receiver))
             .map_err(|source| Error::Io { offset: 0, source })?;
         Ok(Self {
-            sender,
+            route: Route::Own(sender),
             batch: Vec::with_capacity(HASH_BATCH),
         })
     }
 
+    /// Hashing on the thread that receives `sender`'s work ([`SpanHashes::handle`] on each
+    /// [`Work::Hash`] message, in order).
+    pub(super) fn shared(sender: mpsc::SyncSender<Work>) -> Self {
+        Self {
+            route: Route::Shared(sender),
+            batch: Vec::with_capacity(HASH_BATCH),
+        }
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH));
-        self.sender.send(batch).map_err(|_| hasher_stopped())
+        let sent = match &self.route {
+            Route::Own(sender) => sender.send(batch).is_ok(),
+            Route::Shared(sender) => sender.send(Work::Hash(batch)).is_ok(),
+        };
+        sent.then_some(()).ok_or_else(hasher_stopped)
     }
 
     pub(super) fn data(&mut self, chunk: Arc<Chunk>, consumed: u64) -> std::io::Result<()> {
@@ -117,57 +141,77 @@ fn feed_span(span: &mut Sha256, pending: &VecDeque<(u64, Arc<Chunk>)>, from: u64
 }
 
 fn hash_worker(receiver: mpsc::Receiver<Vec<HashMessage>>) {
-    let mut blob = Sha256::new();
-    let mut span = Sha256::new();
-    let mut digests = Vec::new();
-    // Chunks whose bytes a span may still need, with their blob offsets.
-    let mut pending: VecDeque<(u64, Arc<Chunk>)> = VecDeque::new();
-    let mut received = 0u64;
-    let mut span_start = 0u64;
-    let mut in_span = false;
+    let mut hashes = SpanHashes::default();
     for message in receiver.iter().flatten() {
+        if hashes.handle(message) {
+            return;
+        }
+    }
+}
+
+/// The hashing side: the blob digest and the span digests, fed in stream order.
+#[derive(Default)]
+pub(super) struct SpanHashes {
+    blob: Sha256,
+    span: Sha256,
+    digests: Vec<String>,
+    /// Chunks whose bytes a span may still need, with their blob offsets.
+    pending: VecDeque<(u64, Arc<Chunk>)>,
+    received: u64,
+    span_start: u64,
+    in_span: bool,
+}
+
+impl SpanHashes {
+    /// Handles one message; true once the digests have been sent (nothing more is expected).
+    pub(super) fn handle(&mut self, message: HashMessage) -> bool {
         match message {
             HashMessage::Data { chunk, consumed } => {
-                blob.update(&chunk[..]);
+                self.blob.update(&chunk[..]);
                 let len = chunk.len() as u64;
-                pending.push_back((received, chunk));
-                received += len;
+                self.pending.push_back((self.received, chunk));
+                self.received += len;
                 let settled = consumed.saturating_sub(1);
-                if in_span && settled > span_start {
-                    feed_span(&mut span, &pending, span_start, settled);
-                    span_start = settled;
+                if self.in_span && settled > self.span_start {
+                    feed_span(&mut self.span, &self.pending, self.span_start, settled);
+                    self.span_start = settled;
                 }
-                let keep_from = if in_span { span_start } else { 0 };
-                while pending
-                    .front()
-                    .is_some_and(|(base, chunk)| base + chunk.len() as u64 <= keep_from)
-                {
-                    pending.pop_front();
-                }
+                let keep_from = if self.in_span { self.span_start } else { 0 };
+                self.drop_pending_before(keep_from);
+                false
             }
             HashMessage::Boundary { end, restart } => {
-                if in_span {
-                    feed_span(&mut span, &pending, span_start, end);
-                    digests.push(hex_digest(std::mem::take(&mut span)));
-                }
-                in_span = true;
-                span_start = restart;
-                while pending
-                    .front()
-                    .is_some_and(|(base, chunk)| base + chunk.len() as u64 <= restart)
-                {
-                    pending.pop_front();
-                }
+                self.close_span(end);
+                self.in_span = true;
+                self.span_start = restart;
+                self.drop_pending_before(restart);
+                false
             }
             HashMessage::Finish { end, reply } => {
-                if in_span {
-                    feed_span(&mut span, &pending, span_start, end);
-                    digests.push(hex_digest(std::mem::take(&mut span)));
-                }
-                let blob = hex_digest(std::mem::take(&mut blob));
-                let _ = reply.send((blob, std::mem::take(&mut digests)));
-                return;
+                self.close_span(end);
+                let blob = hex_digest(std::mem::take(&mut self.blob));
+                let _ = reply.send((blob, std::mem::take(&mut self.digests)));
+                true
             }
+        }
+    }
+
+    /// Ends the current span (if one has started) at blob offset `end`.
+    fn close_span(&mut self, end: u64) {
+        if self.in_span {
+            feed_span(&mut self.span, &self.pending, self.span_start, end);
+            self.digests
+                .push(hex_digest(std::mem::take(&mut self.span)));
+        }
+    }
+
+    fn drop_pending_before(&mut self, offset: u64) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(base, chunk)| base + chunk.len() as u64 <= offset)
+        {
+            self.pending.pop_front();
         }
     }
 }

@@ -87,6 +87,10 @@ impl<R: Read> GzipIndexer<R> {
             Some(tuning) => Some(ParallelInflate::new(tuning)?),
             None => None,
         };
+        let hasher = match &parallel {
+            Some(parallel) => parallel.hasher()?,
+            None => SpanHasherThread::spawn()?,
+        };
         let (spare_sender, spare) = mpsc::channel();
         Ok(Self {
             source,
@@ -112,7 +116,7 @@ impl<R: Read> GzipIndexer<R> {
             max_blob_bytes,
             checkpoints: Vec::new(),
             blob: CheckpointRecords::new(i64::try_from(span_size).unwrap_or(i64::MAX)),
-            hasher: SpanHasherThread::spawn()?,
+            hasher,
             parallel,
             _active: active,
         })

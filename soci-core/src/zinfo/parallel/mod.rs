@@ -22,9 +22,10 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use libz_rs_sys as zlib;
 
+use super::HASH_QUEUE;
 use super::WINDOW_SIZE;
 use super::inflater::{InflateStep, Inflater};
-use super::span_hash::{Chunk, SpanHasherThread};
+use super::span_hash::{Chunk, HashMessage, SpanHasherThread};
 use crate::{Error, Result};
 use speculate::{Job, Resolver, START_NONE, START_UNKNOWN, Speculation};
 
@@ -68,6 +69,16 @@ const NEAR: u64 = 64 << 10;
 const MAX_SEARCH: u64 = 128 << 10;
 /// Speculations queued ahead.
 const JOBS_AHEAD: usize = 2;
+
+/// What the speculating thread is asked to do, in stream order.
+pub(in crate::zinfo) enum Work {
+    /// Hash these compressed chunks and span boundaries (see `span_hash`).
+    Hash(Vec<HashMessage>),
+    /// Speculate this stretch.
+    Speculate(Arc<Job>),
+    /// End the thread (whoever still sends then gets an error, never a hang).
+    Stop,
+}
 
 /// What one [`ParallelInflate::step`] did.
 pub(crate) struct Produced {
@@ -136,7 +147,8 @@ pub(crate) struct ParallelInflate {
     targets: VecDeque<Target>,
     /// Blob offset where the next job's direct stretch begins.
     next_job_from: u64,
-    jobs: Option<mpsc::Sender<Arc<Job>>>,
+    /// The speculating thread's work queue (it hashes too: see [`ParallelInflate::hasher`]).
+    jobs: Option<mpsc::SyncSender<Work>>,
     /// Speculation buffers going back to the speculating thread.
     recycle: mpsc::Sender<Vec<u8>>,
     /// True while the speculating thread runs.
@@ -160,7 +172,7 @@ fn data_error(message: String) -> std::io::Error {
 
 impl ParallelInflate {
     pub(crate) fn new(tuning: ParallelTuning) -> Result<Self> {
-        let (jobs, receiver) = mpsc::channel();
+        let (jobs, receiver) = mpsc::sync_channel(HASH_QUEUE + JOBS_AHEAD);
         let (recycle, recycled) = mpsc::channel();
         let worker_running = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&worker_running);
@@ -195,6 +207,15 @@ impl ParallelInflate {
             worker: Some(worker),
             splice: None,
         })
+    }
+
+    /// The hasher to use with this inflate: its batches go to the speculating thread, between
+    /// the speculations, in the order they are sent.
+    pub(crate) fn hasher(&self) -> Result<SpanHasherThread> {
+        match &self.jobs {
+            Some(jobs) => Ok(SpanHasherThread::shared(jobs.clone())),
+            None => SpanHasherThread::spawn(),
+        }
     }
 
     /// Compressed bytes read from the source.
@@ -357,7 +378,7 @@ impl ParallelInflate {
             let Some(jobs) = &self.jobs else {
                 return Ok(());
             };
-            if jobs.send(Arc::clone(&job)).is_err() {
+            if jobs.send(Work::Speculate(Arc::clone(&job))).is_err() {
                 self.jobs = None;
                 return Ok(());
             }
@@ -513,7 +534,10 @@ impl Drop for ParallelInflate {
         for target in &self.targets {
             target.job.cancelled.store(true, Ordering::Relaxed);
         }
-        self.jobs = None;
+        if let Some(jobs) = self.jobs.take() {
+            // The thread may be gone already.
+            let _ = jobs.send(Work::Stop);
+        }
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }

@@ -17,13 +17,15 @@
 //! reports what zlib says about them).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
+use std::sync::{Condvar, Mutex, OnceLock, mpsc};
 
 use libz_rs_sys as zlib;
 
 use super::super::WINDOW_SIZE;
 use super::super::inflater::Inflater;
+use super::Work;
 use super::finder::plausible_dynamic;
+use crate::zinfo::span_hash::SpanHashes;
 
 /// `Job::start` while the finder runs.
 pub(super) const START_UNKNOWN: u64 = u64::MAX;
@@ -34,7 +36,7 @@ pub(super) const START_NONE: u64 = u64::MAX - 1;
 const STEP_OUT: usize = 1 << 18;
 
 /// A stretch of the compressed stream to inflate speculatively.
-pub(super) struct Job {
+pub(in crate::zinfo) struct Job {
     /// Blob offset of `input[0]`.
     pub base: u64,
     pub input: Vec<u8>,
@@ -84,7 +86,7 @@ impl Job {
 type Boundaries = Vec<(u64, usize)>;
 
 /// A speculative inflate from a block start.
-pub(super) struct Speculation {
+pub(in crate::zinfo) struct Speculation {
     /// The blob bit offset the inflate started at.
     pub start: u64,
     /// The output from `start` of the first run.
@@ -379,21 +381,39 @@ impl Recycled {
     }
 }
 
-/// The speculating thread: jobs in stream order, each answered once.
-pub(super) fn worker(jobs: mpsc::Receiver<Arc<Job>>, recycled: Recycled) {
-    for job in jobs {
-        let result = if job.cancelled.load(Ordering::Relaxed) {
-            None
-        } else {
-            speculate(&job, &recycled)
-        };
-        if result.is_none() {
-            job.start.store(START_NONE, Ordering::Release);
+/// The speculating thread: jobs and hashing in stream order, each job answered once.
+pub(super) fn worker(work: mpsc::Receiver<Work>, recycled: Recycled) {
+    let mut hashes = SpanHashes::default();
+    for item in work {
+        match item {
+            Work::Hash(batch) => {
+                for message in batch {
+                    hashes.handle(message);
+                }
+            }
+            Work::Speculate(job) => answer(&job, &recycled),
+            Work::Stop => return,
         }
-        if let Ok(mut slot) = job.result.lock() {
-            *slot = result;
-        }
-        job.done.store(true, Ordering::Release);
-        job.notify();
     }
+}
+
+/// Speculates `job` (unless cancelled) and publishes the result.
+fn answer(job: &Job, recycled: &Recycled) {
+    let result = if job.cancelled.load(Ordering::Relaxed) {
+        None
+    } else {
+        // A panic here would also end the hashing this thread does: a failed speculation is
+        // only a speculation not used.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| speculate(job, recycled)))
+            .ok()
+            .flatten()
+    };
+    if result.is_none() {
+        job.start.store(START_NONE, Ordering::Release);
+    }
+    if let Ok(mut slot) = job.result.lock() {
+        *slot = result;
+    }
+    job.done.store(true, Ordering::Release);
+    job.notify();
 }
