@@ -22,10 +22,10 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use libz_rs_sys as zlib;
 
-use super::HASH_QUEUE;
 use super::WINDOW_SIZE;
 use super::inflater::{InflateStep, Inflater};
 use super::span_hash::{Chunk, HashMessage, SpanHasherThread};
+use super::{HASH_BATCH, HASH_QUEUE};
 use crate::{Error, Result};
 use speculate::{Job, Resolver, START_NONE, START_UNKNOWN, Speculation};
 
@@ -41,11 +41,15 @@ pub struct ParallelTuning {
 }
 
 impl ParallelTuning {
-    /// Measured on the `bench ztoc` layer (two cores, one also hashing the compressed bytes).
+    /// Measured on the `bench ztoc` layer (two cores, one also hashing the compressed bytes):
+    /// of 4/1, 4/4, 8/4, 12/6, 16/4, 16/8, 24/8 and 24/12 MiB, 16/8 was fastest. Long
+    /// stretches, because the start of each one depends on the unknown history for a long while
+    /// (on that layer ~60% of a 1 MiB stretch's output, ~22% of an 8 MiB one's) and the
+    /// speculating core inflates that part twice.
     pub const DEFAULT: Self = Self {
         start_after: 16 << 20,
-        direct: 4 << 20,
-        speculative: 1 << 20,
+        direct: 16 << 20,
+        speculative: 8 << 20,
     };
 }
 
@@ -172,7 +176,14 @@ fn data_error(message: String) -> std::io::Error {
 
 impl ParallelInflate {
     pub(crate) fn new(tuning: ParallelTuning) -> Result<Self> {
-        let (jobs, receiver) = mpsc::sync_channel(HASH_QUEUE + JOBS_AHEAD);
+        // Room for every hash batch of the compressed bytes read ahead for the queued jobs, on
+        // top of the sequential hasher's queue: those bytes are held anyway (this thread
+        // inflates them), and a smaller queue blocked this thread while the other speculated.
+        let read_ahead =
+            JOBS_AHEAD as u64 * (tuning.direct + tuning.speculative + OVERFLOW + SEGMENT as u64);
+        let batches = read_ahead.div_ceil((HASH_BATCH * SEGMENT) as u64);
+        let capacity = HASH_QUEUE + JOBS_AHEAD + usize::try_from(batches).unwrap_or(HASH_QUEUE);
+        let (jobs, receiver) = mpsc::sync_channel(capacity);
         let (recycle, recycled) = mpsc::channel();
         let worker_running = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&worker_running);
