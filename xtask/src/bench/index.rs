@@ -75,13 +75,14 @@ fn index_child(
     Ok(run)
 }
 
-/// Downloads every blob with the same client and concurrency as the indexer, bytes discarded.
+/// Downloads every blob with the same client and concurrency as the indexer, bytes discarded,
+/// starting them in the indexer's order (largest first).
 /// Returns seconds, bytes and the CPU seconds this process spent.
 fn download_all(
     runtime: &tokio::runtime::Runtime,
     client: &Arc<RegistryClient>,
     repo: &'static str,
-    digests: &[String],
+    image: &BenchImage,
     concurrency: usize,
 ) -> anyhow::Result<(f64, u64, f64)> {
     let cpu_before = cpu_seconds();
@@ -89,12 +90,12 @@ fn download_all(
         let started = Instant::now();
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut set = tokio::task::JoinSet::new();
-        for digest in digests {
-            let digest = digest.clone();
+        for (digest, _) in image.largest_first() {
             let client = client.clone();
-            let permits = permits.clone();
+            // Taken here, not in the task: the start order is the list's, not the runtime's.
+            let permit = permits.clone().acquire_owned().await?;
             set.spawn(async move {
-                let _p = permits.acquire_owned().await?;
+                let _p = permit;
                 let resp = client.get_blob(repo, &digest).await?;
                 drain_response(resp).await
             });
@@ -115,6 +116,20 @@ struct BenchImage {
     /// Compressed sizes, parallel to `digests`.
     sizes: Vec<u64>,
     uncompressed: u64,
+}
+
+impl BenchImage {
+    /// (digest, size) of each blob, largest first: the order the indexer starts them in.
+    fn largest_first(&self) -> Vec<(String, u64)> {
+        let mut blobs: Vec<_> = self
+            .digests
+            .iter()
+            .cloned()
+            .zip(self.sizes.clone())
+            .collect();
+        blobs.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+        blobs
+    }
 }
 
 /// The best round of one link setting.
@@ -217,7 +232,7 @@ fn measure(args: &BenchArgs, registry: &str, image: BenchImage) -> anyhow::Resul
     // The indexer's layer concurrency (its default), for the baseline too.
     let concurrency = Config::default().concurrency;
     // Warm-up, not measured: the registry's files are in the page cache for every measurement.
-    download_all(&runtime, &client, REPO, &image.digests, concurrency)?;
+    download_all(&runtime, &client, REPO, &image, concurrency)?;
 
     let mut links = vec![None];
     links.extend(args.link_mib_s.iter().map(|&rate| Some(rate)));
@@ -314,7 +329,7 @@ fn measure_capped(
     };
     for _ in 0..rounds {
         *round_no += 1;
-        let (one_s, bytes, _) = download_all(runtime, &client, REPO, &image.digests, concurrency)?;
+        let (one_s, bytes, _) = download_all(runtime, &client, REPO, image, concurrency)?;
         let (ranged_s, ranged_bytes) =
             download_all_ranged(runtime, &client, image, concurrency, parallel)?;
         if ranged_bytes != bytes {
@@ -343,7 +358,8 @@ fn measure_capped(
 }
 
 /// Downloads every blob with the generator's own parallel ranged fetch (`pipeline::fetch`,
-/// the settings the indexer uses), layers as concurrently as the indexer, bytes discarded.
+/// the settings the indexer uses), layers as concurrently as the indexer and in its order,
+/// bytes discarded.
 fn download_all_ranged(
     runtime: &tokio::runtime::Runtime,
     client: &Arc<RegistryClient>,
@@ -355,18 +371,18 @@ fn download_all_ranged(
         let started = Instant::now();
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut set = tokio::task::JoinSet::new();
-        for (digest, size) in image.digests.iter().zip(&image.sizes) {
+        for (digest, size) in image.largest_first() {
             let blob = Blob {
                 repo: REPO.into(),
-                digest: digest.clone(),
-                size: *size,
+                digest,
+                size,
                 // As the plain download: bytes counted, not hashed.
                 sha256_checked_by_reader: true,
             };
             let client = client.clone();
-            let permits = permits.clone();
+            let permit = permits.clone().acquire_owned().await?;
             set.spawn(async move {
-                let _p = permits.acquire_owned().await?;
+                let _p = permit;
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<fetch::Chunk>(32);
                 let drain = tokio::spawn(async move {
                     let mut n = 0u64;
@@ -534,7 +550,7 @@ fn measure_link(
     let mut runs = Vec::new();
     for _ in 0..rounds {
         *round_no += 1;
-        let (secs, bytes, cpu) = download_all(runtime, &client, REPO, &image.digests, concurrency)?;
+        let (secs, bytes, cpu) = download_all(runtime, &client, REPO, image, concurrency)?;
         // A fresh `<tag><suffix>` per round, so every round indexes and pushes for real.
         let run = index_child(&addr, REPO, &format!("-soci{round_no}"), &[])?;
         if *round_no == 1 {

@@ -1,14 +1,13 @@
 //! Stage 4, build: each planned layer streamed once through soci-core, layers concurrently, and
 //! each zTOC pushed as soon as it is built.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use soci_core::BuiltZtoc;
 use soci_core::index::ZtocLayer;
-use tokio::sync::Semaphore;
 
 use super::cache::{CacheKey, CacheUse, ZtocCache};
 use super::layer::{self, LayerBuild, LayerOptions, LayerPlan};
@@ -38,40 +37,65 @@ pub(super) type BuiltLayers =
     BTreeMap<String, (LayerPlan, std::result::Result<BuiltLayer, LeftOutLayer>)>;
 
 impl Indexer {
-    /// Builds (and pushes) the zTOCs of `layers`, at most `config.concurrency` at a time. The
-    /// first error stops the other layers.
+    /// Builds (and pushes) the zTOCs of `layers`, at most `config.concurrency` at a time,
+    /// largest first. The first error stops the other layers.
+    ///
+    /// Largest first because the image is done when its last layer is: a large layer started
+    /// last (tasks used to start in whatever order the runtime polled them) runs on alone
+    /// while the other slots sit idle. `concurrency` workers take the next layer from one
+    /// queue, so the start order is the queue's.
     pub(super) async fn build_all(
         &self,
         repo: &str,
         layers: Vec<LayerPlan>,
         pusher: Arc<Pusher>,
     ) -> Result<BuiltLayers> {
-        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let workers = self.config.concurrency.clamp(1, layers.len().max(1));
+        let queue = Arc::new(std::sync::Mutex::new(largest_first(layers)));
         let mut set = tokio::task::JoinSet::new();
-        for plan in layers {
-            let permits = permits.clone();
+        for _ in 0..workers {
+            let queue = queue.clone();
             let registry = self.registry.clone();
             let repo = repo.to_string();
             let config = self.config.clone();
             let pusher = pusher.clone();
             set.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let res = build_and_push(&registry, &repo, &plan, &config, &pusher).await;
-                (plan, res)
+                let mut built = Vec::new();
+                while let Some(plan) = next_layer(&queue) {
+                    let res = build_and_push(&registry, &repo, &plan, &config, &pusher).await?;
+                    built.push((plan, res));
+                }
+                Ok::<_, PipelineError>(built)
             });
         }
         let mut out = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
-            let (plan, res) = joined.map_err(|e| PipelineError::Invalid {
+            // The first error aborts the other layers (dropping the set cancels them).
+            let built = joined.map_err(|e| PipelineError::Invalid {
                 step: "layer task".into(),
                 detail: e.to_string(),
-            })?;
-            // The first error aborts the other layers (dropping the set cancels them).
-            let res = res?;
-            out.insert(plan.digest.clone(), (plan, res));
+            })??;
+            for (plan, res) in built {
+                out.insert(plan.digest.clone(), (plan, res));
+            }
         }
         Ok(out)
     }
+}
+
+/// The order layers are built in: largest first; equal sizes keep the manifest's order.
+fn largest_first(mut layers: Vec<LayerPlan>) -> VecDeque<LayerPlan> {
+    layers.sort_by_key(|plan| std::cmp::Reverse(plan.size));
+    layers.into()
+}
+
+/// The next layer to build, if any is left.
+fn next_layer(queue: &std::sync::Mutex<VecDeque<LayerPlan>>) -> Option<LayerPlan> {
+    // A worker that panicked while holding the lock cannot have left the queue half-changed.
+    let mut queue = queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    queue.pop_front()
 }
 
 /// What each built layer came to, in digest order.
@@ -266,4 +290,33 @@ fn describe(
         cache,
     };
     (bytes, built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(digest: &str, size: u64) -> LayerPlan {
+        LayerPlan {
+            digest: digest.into(),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size,
+            compression: soci_core::Compression::Gzip,
+        }
+    }
+
+    #[test]
+    fn layers_are_built_largest_first_and_ties_keep_the_manifest_order() {
+        let order: Vec<_> = largest_first(vec![
+            plan("small", 10),
+            plan("large", 300),
+            plan("tie-a", 50),
+            plan("medium", 120),
+            plan("tie-b", 50),
+        ])
+        .into_iter()
+        .map(|p| p.digest)
+        .collect();
+        assert_eq!(order, ["large", "medium", "tie-a", "tie-b", "small"]);
+    }
 }
