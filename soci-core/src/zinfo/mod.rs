@@ -47,10 +47,10 @@ pub enum Inflation {
 }
 
 /// How [`GzipIndexer::with_budget`] and `build_ztoc` inflate. Sequential: the parallel inflate
-/// spends ~20% more CPU in all (a speculated stretch costs the second core ~1.9x what inflating
-/// it here would, beside the hashing it also does) and, on the 2-core bench machine, ties one
-/// core at best (`bench ztoc`, 700 MB layer: 0.736 s on one core, 0.756 s on two; 22 vs 68 MiB
-/// peak RSS). `Inflation::Auto` opts in.
+/// spends ~20% more CPU in all (the start of a speculated stretch is inflated twice) and holds
+/// more memory; on the 2-core bench machine it beats one core on a 700 MB layer but not on an
+/// 80 MB one (`bench ztoc`: 0.695 vs 0.762 s, and 0.254 vs 0.207 s; 193 vs 22 MiB peak RSS).
+/// `Inflation::Auto` opts in.
 pub const DEFAULT_INFLATION: Inflation = Inflation::Sequential;
 
 /// Gzip indexers alive in this process (a caller may index several layers at once).
