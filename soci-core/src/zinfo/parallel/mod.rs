@@ -73,6 +73,8 @@ const NEAR: u64 = 64 << 10;
 const MAX_SEARCH: u64 = 128 << 10;
 /// Speculations queued ahead.
 const JOBS_AHEAD: usize = 2;
+/// Hash batches of read-ahead the work queue makes room for at most (512 MiB of chunks).
+const MAX_READ_AHEAD_BATCHES: u64 = 1024;
 
 /// What the speculating thread is asked to do, in stream order.
 pub(in crate::zinfo) enum Work {
@@ -179,9 +181,15 @@ impl ParallelInflate {
         // Room for every hash batch of the compressed bytes read ahead for the queued jobs, on
         // top of the sequential hasher's queue: those bytes are held anyway (this thread
         // inflates them), and a smaller queue blocked this thread while the other speculated.
-        let read_ahead =
-            JOBS_AHEAD as u64 * (tuning.direct + tuning.speculative + OVERFLOW + SEGMENT as u64);
-        let batches = read_ahead.div_ceil((HASH_BATCH * SEGMENT) as u64);
+        // The channel's buffer is allocated up front: bounded whatever the tuning says.
+        let read_ahead = tuning
+            .direct
+            .saturating_add(tuning.speculative)
+            .saturating_add(OVERFLOW + SEGMENT as u64)
+            .saturating_mul(JOBS_AHEAD as u64);
+        let batches = read_ahead
+            .div_ceil((HASH_BATCH * SEGMENT) as u64)
+            .min(MAX_READ_AHEAD_BATCHES);
         let capacity = HASH_QUEUE + JOBS_AHEAD + usize::try_from(batches).unwrap_or(HASH_QUEUE);
         let (jobs, receiver) = mpsc::sync_channel(capacity);
         let (recycle, recycled) = mpsc::channel();
